@@ -1,0 +1,1 @@
+"""Acquisition simulator: writes raw data as the instruments do, with the ground truth beside it."""
