@@ -145,3 +145,11 @@ def batch_of_tile(tile: int, grid_size_y: int) -> int:
 def tiles_of_batch(batch: int, grid_size_y: int) -> list[int]:
     first = (batch - 1) * grid_size_y + 1
     return list(range(first, first + grid_size_y))
+
+
+def split_global_strip_index(index: int, strips_per_slice: int) -> tuple[int, int]:
+    """(slice, strip) of a 1-based strip index counted across slices."""
+    if index < 1 or strips_per_slice < 1:
+        raise ValueError(f"index and strips_per_slice must be >= 1, found {index}, {strips_per_slice}")
+    slice_id, strip = divmod(index - 1, strips_per_slice)
+    return slice_id + 1, strip + 1

@@ -136,8 +136,9 @@ _PSOCT_PATTERNS: tuple[tuple[RawTileKind, re.Pattern[str]], ...] = (
     (RawTileKind.COMPLEX, re.compile(r"^mosaic_(\d+)_image_(\d+)_processed(_cropped)?\.nii$", re.I)),
     (RawTileKind.SPECTRAL, re.compile(r"^mosaic_(\d+)_image_(\d+)_spectral_(\d+)\.nii$", re.I)),
     (RawTileKind.SPECTRAL_12BIT, re.compile(r"^mosaic_(\d+)_image_(\d+)_spectral_(\d+)\.raw$", re.I)),
-    (RawTileKind.PROCESSED, re.compile(r"^mosaic_(\d+)_image_(\d+)_(\w+)\.nii$", re.I)),
+    (RawTileKind.PROCESSED, re.compile(r"^mosaic_(\d+)_image_(\d+)_([A-Za-z0-9]+)\.nii$", re.I)),
 )
+TILE_OUTPUT_MODALITIES = ("aip", "mip", "ret", "ori", "biref", "surf", "dbi", "r3d", "o3d")
 PSOCT_MIN_RAW_BYTES = 100 * 1024
 
 
@@ -177,6 +178,8 @@ def parse_psoct_raw_tile(name: str) -> PSOCTRawTile:
                 detail = "cropped" if detail else None
             elif kind is RawTileKind.PROCESSED:
                 detail = detail.lower()
+                if detail not in TILE_OUTPUT_MODALITIES:
+                    break
             return PSOCTRawTile(kind, mosaic, image, detail)
     raise NameParseError(
         name,

@@ -6,6 +6,7 @@ that by appending a file in several pieces with pauses between them.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -51,12 +52,11 @@ def write_progressively(
     pause = pace.seconds_per_file / pace.pieces
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as handle:
-        for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+        for start, end in itertools.pairwise(bounds):
             handle.write(view[start:end])
             handle.flush()
-            if pause and end < size:
-                if _wait(pause, stop):
-                    return False
+            if pause and end < size and _wait(pause, stop):
+                return False
         os.fsync(handle.fileno())
     if pause:
         return not _wait(pause, stop)

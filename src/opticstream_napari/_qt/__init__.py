@@ -1,0 +1,1 @@
+"""Qt widgets of the dock; they hold no processing logic."""

@@ -1,0 +1,1 @@
+"""The `opticstream` console command; each subcommand group lives in its own module."""

@@ -1,0 +1,177 @@
+"""Spectral → complex → volumes for blocks of B-lines (spec 4.1, 4.2).
+
+Sign convention, stated once: spectra are resampled onto the uniform-k grid from high k to low
+k and transformed with the forward DFT ``X[n] = Σ_k s[k]·exp(−2πi·k·n/L)``; depth bin n ≥ 0 is
+kept as is (no conjugation). J_c[z] = X_c[cut + z]. The phase difference is taken as
+arg(J1·conj J2), so O3D = (arg J1 − arg J2 + 2·offset) / 2, wrapped into [−90°, 90°].
+Dispersion compensation multiplies the resampled spectrum by exp(−i·φ(k)).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from opticstream_napari.processing.psoct import kernels
+from opticstream_napari.processing.psoct.calibration import Calibration
+from opticstream_napari.processing.psoct.fft import aligned_empty, k_transform
+from opticstream_napari.processing.psoct.median_network import median_plan
+
+Float32Array = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class SpectralParams:
+    """Reconstruction parameters that do not depend on the tile's geometry."""
+
+    autocorr_cut: int = 24
+    depth: int | None = None
+    window: str = "none"
+    dc_median_lines: int | None = 64
+    phase_offset_deg: float = 100.0
+    flip_phase: bool = False
+    flip_z: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Volumes:
+    """dBI (dB), R3D and O3D (degrees) of a block, each (B-lines, A-lines, depth) float32."""
+
+    dbi: Float32Array
+    r3d: Float32Array
+    o3d: Float32Array
+
+
+CHUNK_ALINES = 32
+
+
+class SpectralReconstructor:
+    """Turns raw spectral blocks of one tile geometry into complex depth profiles or volumes.
+
+    Blocks are (B-lines, 2, A-lines, L) uint16 with both cameras in increasing pixel order.
+    Buffers and FFT plans belong to the calling thread, so one reconstructor serves a pool.
+    """
+
+    def __init__(
+        self,
+        calibration: Calibration,
+        spectral_length: int,
+        alines: int,
+        params: SpectralParams = SpectralParams(),
+        dispersion: npt.NDArray[np.float64] | None = None,
+    ) -> None:
+        length = spectral_length
+        if length % 2 or length < 64:
+            raise ValueError(f"spectral length must be even and >= 64, found {length}")
+        self.length = length
+        self.alines = alines
+        self.params = params
+        self.depth = params.depth if params.depth is not None else length // 2 - params.autocorr_cut
+        if params.autocorr_cut + self.depth > length // 2 or self.depth < 1:
+            raise ValueError(
+                f"autocorr_cut {params.autocorr_cut} + depth {self.depth} must fit the "
+                f"{length // 2} positive-depth bins of a {length}-sample spectrum"
+            )
+        self.index, self.weight = calibration.resampling(length)
+        self.window = _window(params.window, length)
+        self.phasor = _dispersion_phasor(dispersion, length)
+        lines = params.dc_median_lines
+        count = alines if lines is None else min(alines, lines)
+        self.dc_rows = np.unique(np.linspace(0, alines - 1, count).round().astype(np.int64))
+        self.median = median_plan(self.dc_rows.size)
+        self.two_offset = np.float32(2 * np.deg2rad(params.phase_offset_deg))
+        self.bins = length if self.phasor is not None else length // 2 + 1
+        self._local = threading.local()
+
+    def check_block(self, raw: npt.NDArray[np.uint16]) -> None:
+        expected = (2, self.alines, self.length)
+        if raw.ndim != 4 or raw.shape[1:] != expected:
+            raise ValueError(f"spectral block must be (B-lines, *{expected}), found {raw.shape}")
+
+    def _scratch(self, name: str, shape: tuple[int, ...], dtype: npt.DTypeLike) -> npt.NDArray:
+        cache = self._local.__dict__.setdefault("scratch", {})
+        key = (name, shape)
+        if key not in cache:
+            cache[key] = aligned_empty(shape, dtype)
+        return cache[key]
+
+    def _prepare(self, raw: npt.NDArray[np.uint16]) -> Float32Array:
+        self.check_block(raw)
+        prepared = self._scratch("prepared", (raw.shape[0], 2, self.alines, self.length), np.float32)
+        kernels.prepare_spectra(
+            raw, self.index, self.weight, self.window, self.dc_rows, *self.median, prepared
+        )
+        return prepared
+
+    def _chunks(self, raw: npt.NDArray[np.uint16]):
+        """Yield (b, a0, a1, spectrum camera 1, spectrum camera 2) over L2-sized chunks."""
+        prepared = self._prepare(raw)
+        spectra = self._scratch("spectra", (2, CHUNK_ALINES, self.bins), np.complex64)
+        staging = None
+        if self.phasor is not None:
+            staging = self._scratch("staging", (CHUNK_ALINES, self.length), np.complex64)
+        for b in range(raw.shape[0]):
+            for a0 in range(0, self.alines, CHUNK_ALINES):
+                a1 = min(a0 + CHUNK_ALINES, self.alines)
+                rows = a1 - a0
+                plan = k_transform(rows, self.length, complex_input=staging is not None)
+                for camera in range(2):
+                    source = prepared[b, camera, a0:a1]
+                    if staging is not None:
+                        np.multiply(source, self.phasor, out=staging[:rows])
+                        source = staging[:rows]
+                    plan(source, spectra[camera, :rows])
+                yield b, a0, a1, spectra[0, :rows], spectra[1, :rows]
+
+    def complex(self, raw: npt.NDArray[np.uint16]) -> tuple[npt.NDArray[np.complex64], ...]:
+        """J1, J2 of a block: (B-lines, A-lines, depth) complex64 each."""
+        shape = (raw.shape[0], self.alines, self.depth)
+        j1 = np.empty(shape, dtype=np.complex64)
+        j2 = np.empty(shape, dtype=np.complex64)
+        cut = self.params.autocorr_cut
+        for b, a0, a1, s1, s2 in self._chunks(raw):
+            j1[b, a0:a1] = s1[:, cut:cut + self.depth]
+            j2[b, a0:a1] = s2[:, cut:cut + self.depth]
+        if not self.params.flip_z:
+            return j1[..., ::-1], j2[..., ::-1]
+        return j1, j2
+
+    def volumes(self, raw: npt.NDArray[np.uint16], out: Volumes | None = None) -> Volumes:
+        """dBI, R3D, O3D of a block, (B-lines, A-lines, depth), written into ``out`` when given."""
+        shape = (raw.shape[0], self.alines, self.depth)
+        if out is None:
+            out = Volumes(*(np.empty(shape, dtype=np.float32) for _ in range(3)))
+        power = self._scratch("power", (self.depth,), np.float32)
+        bits = self._scratch("bits", (self.depth,), np.int32)
+        for b, a0, a1, s1, s2 in self._chunks(raw):
+            kernels.spectra_to_volumes(
+                s1, s2, self.params.autocorr_cut, self.two_offset, self.params.flip_phase,
+                out.dbi[b, a0:a1], out.r3d[b, a0:a1], out.o3d[b, a0:a1], power, bits,
+            )
+        if not self.params.flip_z:
+            return Volumes(out.dbi[..., ::-1], out.r3d[..., ::-1], out.o3d[..., ::-1])
+        return out
+
+
+def _window(kind: str, length: int) -> Float32Array:
+    if kind == "none":
+        return np.ones(length, dtype=np.float32)
+    if kind == "hann":
+        return np.hanning(length).astype(np.float32)
+    raise ValueError(f"spectral window must be 'none' or 'hann', found {kind!r}")
+
+
+def _dispersion_phasor(
+    dispersion: npt.NDArray[np.float64] | None, length: int
+) -> npt.NDArray[np.complex64] | None:
+    if dispersion is None:
+        return None
+    phase = np.asarray(dispersion, dtype=np.float64).reshape(-1)
+    if phase.size == 0 or phase.size % length:
+        raise ValueError(
+            f"dispersion phase must hold a multiple of {length} values, found {phase.size}"
+        )
+    return np.exp(-1j * phase[:length]).astype(np.complex64)
