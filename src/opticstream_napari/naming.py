@@ -38,6 +38,7 @@ def project_slug(project: str) -> str:
 _LSM_STRIP_FOLDER = re.compile(r"^([A-Za-z]+)(\d+)(_C2)?(?:_(\d+))?$", re.IGNORECASE)
 LSM_SPOOL_MARKER = "Spooled files.sifx"
 LSM_ACQUISITION_INI = "acquisitionmetadata.ini"
+LSM_INFO_FILE = "info.mat"
 _SPOOL_FILE = re.compile(r"^(\d{10})spool\.dat$")
 _SPOOL_DIGITS = 10
 

@@ -42,6 +42,7 @@ from opticstream_napari.io.zyla import (
 )
 from opticstream_napari.naming import (
     GROUND_TRUTH_FOLDER,
+    LSM_INFO_FILE,
     format_lsm_strip_folder,
     spool_file_name,
 )
@@ -49,7 +50,6 @@ from opticstream_napari.simulate.live import INSTANT, Pace, write_progressively
 
 LSMSize = Literal["tiny", "demo", "large"]
 MANIFEST_NAME = "lsm_manifest.json"
-_INFO_FILE_NAME = "info.mat"
 
 
 # --------------------------------------------------------------------------- presets
@@ -101,7 +101,7 @@ def lsm_preset(base: Path, size: LSMSize = "tiny") -> LSMScanConfig:
     return LSMScanConfig(
         project_name=f"sub-lsmsim_voi-{size}",
         project_base_path=base,
-        info_file=base / _INFO_FILE_NAME,
+        info_file=base / LSM_INFO_FILE,
         strip_folder_size_threshold=preset.strip_folder_gb,
         compressed_min_zarr_gb=preset.zarr_gb,
         compressed_min_mip_mb=preset.mip_mb,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-ATAN_DEGREE = 9
+ATAN_DEGREE = 13
 LOG2_DEGREE = 8
 
 

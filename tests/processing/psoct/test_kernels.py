@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from opticstream_napari.processing.psoct import SpectralParams, complex_to_volumes
+from opticstream_napari.processing.psoct.approx import ATAN_COEF, LOG2_COEF
+from opticstream_napari.processing.psoct.median_network import batcher_network, median_plan
+
+
+def test_polynomial_approximations_are_accurate() -> None:
+    t = np.linspace(0, 1, 10001)
+    approx = t * np.polyval(ATAN_COEF[::-1], t * t)
+    assert np.max(np.abs(approx - np.arctan(t))) < 1e-6
+    m = np.linspace(1, 2, 10001)
+    assert np.max(np.abs(np.polyval(LOG2_COEF[::-1], m - 1) - np.log2(m))) < 1e-6
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 16, 17, 64, 100])
+def test_median_network_equals_numpy(count: int) -> None:
+    pairs, size, low_pad, middle = median_plan(count)
+    rng = np.random.default_rng(count)
+    rows = rng.standard_normal((count, 50))
+    padded = np.concatenate([np.full((low_pad, 50), -np.inf), rows, np.full((size - low_pad - count, 50), np.inf)])
+    for low, high in pairs:
+        lo, hi = np.minimum(padded[low], padded[high]), np.maximum(padded[low], padded[high])
+        padded[low], padded[high] = lo, hi
+    median = 0.5 * (padded[middle // size] + padded[middle % size])
+    np.testing.assert_allclose(median, np.median(rows, axis=0))
+
+
+def test_batcher_network_sorts_and_rejects_bad_sizes() -> None:
+    values = np.random.default_rng(0).permutation(32).astype(float)
+    for low, high in batcher_network(32):
+        if values[low] > values[high]:
+            values[low], values[high] = values[high], values[low]
+    assert list(values) == list(range(32))
+    with pytest.raises(ValueError, match="power of two"):
+        batcher_network(12)
+
+
+def test_volumes_from_known_jones_vectors() -> None:
+    rng = np.random.default_rng(1)
+    shape = (3, 4, 50)
+    intensity = rng.uniform(1e3, 1e6, shape)
+    delta = rng.uniform(0, np.pi / 2, shape)
+    theta = rng.uniform(-90, 90, shape)
+    offset = 100.0
+    psi = rng.uniform(-np.pi, np.pi, shape)
+    j1 = np.sqrt(intensity) * np.sin(delta) * np.exp(1j * psi)
+    j2 = np.sqrt(intensity) * np.cos(delta) * np.exp(1j * (psi - 2 * np.deg2rad(theta) + 2 * np.deg2rad(offset)))
+    vols = complex_to_volumes(j1, j2, SpectralParams(phase_offset_deg=offset))
+    np.testing.assert_allclose(vols.dbi, 10 * np.log10(intensity), atol=1e-3)
+    np.testing.assert_allclose(vols.r3d, np.rad2deg(delta), atol=1e-3)
+    wrapped = (vols.o3d - theta + 90) % 180 - 90
+    np.testing.assert_allclose(wrapped, 0, atol=1e-3)
+    assert vols.o3d.min() >= -90 and vols.o3d.max() <= 90
+    flipped = complex_to_volumes(j1, j2, SpectralParams(phase_offset_deg=offset, flip_phase=True))
+    assert not np.allclose(flipped.o3d, vols.o3d, atol=1)
+
+
+def test_volumes_reject_mismatched_inputs() -> None:
+    with pytest.raises(ValueError, match="differ in shape"):
+        complex_to_volumes(np.zeros((2, 3), complex), np.zeros((3, 3), complex))

@@ -1,0 +1,172 @@
+"""Stage tests on analytic inputs; simulator-based accuracy tests live in test_accuracy.py."""
+
+import numpy as np
+import pytest
+
+from opticstream_napari.processing.psoct import (
+    Calibration,
+    EnfaceParams,
+    SpectralParams,
+    SpectralReconstructor,
+    Volumes,
+    enface_maps,
+    finish_tile,
+    resolve_surface,
+)
+from opticstream_napari.processing.psoct.surface import gradient_surface, smooth_surface
+
+LENGTH = 512
+
+
+@pytest.fixture
+def calibration() -> Calibration:
+    mu = np.stack([np.linspace(20, 490, 9), np.linspace(23, 493, 9)], axis=1)
+    return Calibration(mu, np.linspace(1240, 1360, 9))
+
+
+def test_calibration_grid_and_resampling(calibration: Calibration) -> None:
+    k = calibration.target_wavenumbers(LENGTH)
+    assert np.all(np.diff(k) < 0)
+    np.testing.assert_allclose(np.diff(k), np.diff(k)[0], rtol=1e-9)
+    index, weight = calibration.resampling(LENGTH)
+    lam = calibration.pixel_wavelengths_m(LENGTH)
+    target = 2 * np.pi / k
+    for camera in range(2):
+        rebuilt = lam[camera][index[camera]] * (1 - weight[camera]) + lam[camera][index[camera] + 1] * weight[camera]
+        np.testing.assert_allclose(rebuilt, target, rtol=1e-6)
+
+
+def test_calibration_rejects_bad_shapes() -> None:
+    with pytest.raises(ValueError, match=r"mu of shape \(N, 2\)"):
+        Calibration(np.zeros((3, 3)), np.zeros(3))
+
+
+def _reflector_spectra(calibration: Calibration, bin_index: int, alines: int) -> np.ndarray:
+    """Both cameras see one reflector that should land in FFT bin ``bin_index``."""
+    k = calibration.target_wavenumbers(LENGTH)
+    lam = calibration.pixel_wavelengths_m(LENGTH)
+    raw = np.empty((1, 2, alines, LENGTH))
+    for camera in range(2):
+        # fringe = cos(2π·bin·position of k in the uniform grid), sampled at each pixel's k
+        pixel_k = 2 * np.pi / lam[camera]
+        position = (pixel_k - k[0]) / (k[1] - k[0])
+        fringe = np.cos(2 * np.pi * bin_index * position / LENGTH)
+        amplitude = np.linspace(0.5, 1.5, alines)[:, None]
+        raw[0, camera] = 2000 + 800 * amplitude * fringe
+    return raw.round().astype(np.uint16)
+
+
+def test_single_reflector_lands_in_its_depth_bin(calibration: Calibration) -> None:
+    rec = SpectralReconstructor(calibration, LENGTH, alines=8, params=SpectralParams(autocorr_cut=24))
+    raw = _reflector_spectra(calibration, bin_index=100, alines=8)
+    j1, j2 = rec.complex(raw)
+    assert j1.shape == (1, 8, LENGTH // 2 - 24)
+    assert np.all(np.argmax(np.abs(j1[0]), axis=1) == 100 - 24)
+    assert np.all(np.argmax(np.abs(j2[0]), axis=1) == 100 - 24)
+    vols = rec.volumes(raw)
+    assert np.all(np.argmax(vols.dbi[0], axis=1) == 76)
+    reversed_z = SpectralReconstructor(calibration, LENGTH, 8, SpectralParams(flip_z=False))
+    assert np.all(np.argmax(reversed_z.volumes(raw).dbi[0], axis=1) == rec.depth - 1 - 76)
+
+
+def test_dispersion_of_zero_phase_changes_nothing(calibration: Calibration) -> None:
+    raw = _reflector_spectra(calibration, 60, 8)
+    plain = SpectralReconstructor(calibration, LENGTH, 8).volumes(raw)
+    zero = SpectralReconstructor(calibration, LENGTH, 8, dispersion=np.zeros(2 * LENGTH)).volumes(raw)
+    np.testing.assert_allclose(zero.dbi, plain.dbi, atol=0.02)
+
+
+def test_reconstructor_rejects_bad_geometry(calibration: Calibration) -> None:
+    with pytest.raises(ValueError, match="must fit"):
+        SpectralReconstructor(calibration, LENGTH, 8, SpectralParams(depth=300))
+    with pytest.raises(ValueError, match="multiple of 512"):
+        SpectralReconstructor(calibration, LENGTH, 8, dispersion=np.zeros(100))
+    rec = SpectralReconstructor(calibration, LENGTH, 8)
+    with pytest.raises(ValueError, match="spectral block"):
+        rec.volumes(np.zeros((1, 2, 9, LENGTH), np.uint16))
+    with pytest.raises(ValueError, match="window"):
+        SpectralReconstructor(calibration, LENGTH, 8, SpectralParams(window="kaiser"))
+
+
+def _synthetic_volumes(surface: np.ndarray, depth: int = 200) -> tuple[Volumes, dict[str, np.ndarray]]:
+    """Tissue below ``surface``: exponential decay, retardance growing linearly, fixed axis."""
+    z = np.arange(depth)[None, None, :]
+    below = z - surface[..., None]
+    inside = below >= 0
+    dbi = np.where(inside, 90 - 0.05 * below, 5.0).astype(np.float32)
+    slope_deg = 0.12
+    r3d = np.where(inside, np.minimum(slope_deg * (below + 1), 89), 0.0).astype(np.float32)
+    theta = np.full(surface.shape, 85.0)
+    theta[:, ::2] = -85.0
+    o3d = np.broadcast_to(theta[..., None], dbi.shape).astype(np.float32).copy()
+    truth = {"theta": theta, "biref": slope_deg / 360 * 1.3 / 2.5}
+    return Volumes(dbi, r3d, o3d), truth
+
+
+def test_gradient_surface_finds_the_step() -> None:
+    surface = np.random.default_rng(0).integers(40, 120, size=(6, 7))
+    vols, _ = _synthetic_volumes(surface)
+    raw = gradient_surface(vols.dbi)
+    assert np.max(np.abs(raw - surface)) <= 1
+    smooth = smooth_surface(raw, vols.dbi.shape[-1])
+    assert smooth.shape == surface.shape and smooth.dtype == np.int32
+
+
+def test_surface_specs() -> None:
+    vols, _ = _synthetic_volumes(np.full((3, 4), 50))
+    assert np.all(resolve_surface(7, vols.dbi) == 7)
+    assert np.all(resolve_surface(10**6, vols.dbi) == vols.dbi.shape[-1] - 1)
+    given = np.full((3, 4), 11)
+    assert np.all(resolve_surface(given, vols.dbi) == 11)
+    with pytest.raises(ValueError, match="shape"):
+        resolve_surface(np.zeros((2, 2), int), vols.dbi)
+    with pytest.raises(ValueError, match="gradient"):
+        resolve_surface("laplace", vols.dbi)
+
+
+def test_no_signal_gives_surface_zero() -> None:
+    assert np.all(gradient_surface(np.zeros((2, 3, 100), np.float32)) == 0)
+
+
+@pytest.mark.parametrize("method", ["legacy", "robust"])
+def test_enface_maps_match_the_analytic_volume(method: str) -> None:
+    surface = np.full((4, 6), 30)
+    vols, truth = _synthetic_volumes(surface)
+    params = EnfaceParams(offset=0, length=70, birefringence=method)
+    maps = enface_maps(vols.dbi, vols.r3d, vols.o3d, surface.astype(np.int32), params)
+    np.testing.assert_allclose(maps["aip"], 90 - 0.05 * 35, atol=1e-3)
+    np.testing.assert_allclose(maps["mip"], 90, atol=1e-4)
+    np.testing.assert_allclose(maps["ret"], 0.12 * 36, atol=1e-3)
+    np.testing.assert_allclose(maps["ori"], truth["theta"], atol=1e-3)
+    np.testing.assert_allclose(maps["biref"], truth["biref"], rtol=1e-4)
+    assert np.all(maps["surf"] == 30)
+
+
+def test_circular_mean_handles_the_wrap_and_plain_mean_does_not() -> None:
+    surface = np.zeros((1, 2), np.int32)
+    vols, _ = _synthetic_volumes(surface, depth=80)
+    vols.o3d[0, 0, ::2] = 89.0
+    vols.o3d[0, 0, 1::2] = -89.0
+    circular = enface_maps(vols.dbi, vols.r3d, vols.o3d, surface, EnfaceParams())["ori"][0, 0]
+    plain = enface_maps(vols.dbi, vols.r3d, vols.o3d, surface, EnfaceParams(orientation="mean"))["ori"][0, 0]
+    assert abs(abs(circular) - 90) < 0.5
+    assert abs(plain) < 5
+
+
+def test_robust_birefringence_resists_an_outlier() -> None:
+    surface = np.full((1, 1), 10, np.int32)
+    vols, truth = _synthetic_volumes(surface, depth=120)
+    vols.r3d[0, 0, 40:43] = 80.0
+    legacy = enface_maps(vols.dbi, vols.r3d, vols.o3d, surface, EnfaceParams())["biref"][0, 0]
+    robust = enface_maps(vols.dbi, vols.r3d, vols.o3d, surface, EnfaceParams(birefringence="robust"))["biref"][0, 0]
+    assert abs(robust - truth["biref"]) < 0.05 * truth["biref"] < abs(legacy - truth["biref"])
+
+
+def test_finish_tile_runs_every_stage() -> None:
+    surface = np.full((3, 5), 25)
+    vols, _ = _synthetic_volumes(surface)
+    result = finish_tile(vols, EnfaceParams(), "gradient")
+    assert set(result.enface) == {"aip", "mip", "ret", "ori", "biref", "surf"}
+    assert np.max(np.abs(result.surface - 25)) <= 1
+    with pytest.raises(ValueError, match="birefringence"):
+        enface_maps(vols.dbi, vols.r3d, vols.o3d, result.surface, EnfaceParams(birefringence="fft"))
