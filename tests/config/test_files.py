@@ -135,3 +135,10 @@ def test_assignment_is_validated(psoct_config: PSOCTScanConfig) -> None:
             acquisition={"grid_size_x_normal": 1, "grid_size_x_tilted": 1, "grid_size_y": 1},
             volume_modalities=["dBI", "dBI"],
         )
+
+
+def test_configuration_reference_is_current() -> None:
+    from opticstream_napari.config.reference import render
+
+    committed = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+    assert committed.read_text() == render(), "regenerate: python -m opticstream_napari.config.reference"

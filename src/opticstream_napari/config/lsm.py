@@ -21,7 +21,7 @@ class CleanupAction(StrEnum):
 class LSMScanConfig(ConfigModel):
     """Everything the engine needs to process one light-sheet project."""
 
-    modality: Literal["lsm"] = "lsm"
+    modality: Literal["lsm"] = Field("lsm", description="Selects the light-sheet model.")
     project_name: str = Field(
         min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]*$",
         description="BIDS-like project identifier.",
@@ -38,7 +38,7 @@ class LSMScanConfig(ConfigModel):
     compressed_min_zarr_gb: float = Field(1.0, ge=0, description="Smallest valid strip zarr (GB).")
     compressed_min_mip_mb: float = Field(1.0, ge=0, description="Smallest valid strip MIP (MB).")
     output_path: Path | None = Field(None, description="Output root; None uses project_base_path.")
-    generate_mip: bool = Field(True)
+    generate_mip: bool = Field(True, description="Write the strip MIP (TIFF) and JPEG previews.")
     output_mip_preview_window: tuple[float, float] | None = Field(
         (0.0, 1000.0), description="Grey window (min, max) of JPEG previews; None autoscale."
     )
@@ -46,18 +46,20 @@ class LSMScanConfig(ConfigModel):
     distribute_archive: bool = Field(False, description="A separate worker archives strips.")
     distribute_archive_timeout: float = Field(600.0, gt=0, description="Seconds to wait for it.")
     archive_rate_limit: float = Field(500.0, gt=0, description="Archive copy limit in MB/s.")
-    strip_cleanup_action: CleanupAction = Field(CleanupAction.RENAME)
-    strips_per_slice: int = Field(100, ge=1)
-    zarr_config: ZarrConfig = Field(default_factory=ZarrConfig)
+    strip_cleanup_action: CleanupAction = Field(
+        CleanupAction.RENAME, description="After processing: keep, move to processed/, or delete spools."
+    )
+    strips_per_slice: int = Field(100, ge=1, description="Strips per slice and channel.")
+    zarr_config: ZarrConfig = Field(default_factory=ZarrConfig, description="OME-Zarr output layout.")
     dandi_instance: str = Field("linc", description="DANDI instance name or API URL.")
     dandiset_path: Path | None = Field(None, description="Local dandiset root for uploads.")
     cpu_affinity: tuple[int, int] | None = Field(
         None, description="Half-open core range [start, stop) for compression."
     )
     num_workers: int = Field(8, ge=1, description="Compression threads.")
-    stitch_volume: bool = Field(False)
-    channel_volume_zarr_size_threshold: float = Field(1.0, ge=0, description="GB.")
-    skip_channel_volume_zarr_validation: bool = Field(True)
+    stitch_volume: bool = Field(False, description="Stitch the channel volume after its MIP.")
+    channel_volume_zarr_size_threshold: float = Field(1.0, ge=0, description="Smallest valid channel volume (GB).")
+    skip_channel_volume_zarr_validation: bool = Field(True, description="Skip the volume size check.")
 
     @field_validator("output_mip_preview_window")
     @classmethod

@@ -111,6 +111,10 @@ class PSOCTProcessingParams(ConfigModel):
         None, description="Dispersion phase (float64); None means no dispersion compensation."
     )
     autocorr_cut: int = Field(24, ge=0, description="Depth bins dropped after the FFT.")
+    dc_median_lines: int = Field(
+        64, ge=1, le=256,
+        description="A-lines (evenly spaced) whose median is the DC spectrum; all when fewer.",
+    )
     depth: int | None = Field(
         None, ge=1, description="Depth samples kept after the cut; None keeps L/2 - cut."
     )
@@ -119,10 +123,14 @@ class PSOCTProcessingParams(ConfigModel):
     )
     enface_offset: int = Field(0, description="En-face window start relative to the surface.")
     enface_depth: int = Field(70, ge=1, description="En-face window length minus one (inclusive).")
-    ori_method: OrientationMethod = Field(OrientationMethod.CIRCULAR_MEAN)
-    ori_method_args: dict[str, float] = Field(default_factory=dict)
-    biref_method: BirefringenceMethod = Field(BirefringenceMethod.LEGACY)
-    biref_method_args: dict[str, float] = Field(default_factory=dict)
+    ori_method: OrientationMethod = Field(
+        OrientationMethod.CIRCULAR_MEAN, description="En-face orientation: 180°-periodic circular mean."
+    )
+    ori_method_args: dict[str, float] = Field(default_factory=dict, description="Reserved for methods.")
+    biref_method: BirefringenceMethod = Field(
+        BirefringenceMethod.LEGACY, description="Δn fit: least squares (legacy) or Huber IRLS (robust)."
+    )
+    biref_method_args: dict[str, float] = Field(default_factory=dict, description="Reserved for methods.")
     save_enface_2d_as_3d: bool = Field(True, description="Write en-face maps as X×Y×1 NIfTI.")
     flip_phase: bool = Field(False, description="Negate the J1-J2 phase difference.")
     phase_offset_deg: float = Field(100.0, description="System phase offset in degrees.")
@@ -136,7 +144,7 @@ class PSOCTProcessingParams(ConfigModel):
     )
     save_volumes: bool = Field(True, description="Write per-tile dBI/R3D/O3D volumes.")
     num_workers: int | None = Field(None, ge=1, description="Worker count; None uses every core.")
-    pool_type: PoolType = Field(PoolType.PROCESS)
+    pool_type: PoolType = Field(PoolType.PROCESS, description="Parallelism across tiles.")
 
     @field_validator("surface_spec")
     @classmethod
@@ -157,7 +165,7 @@ class PSOCTProcessingParams(ConfigModel):
 class PSOCTScanConfig(ConfigModel):
     """Everything the engine needs to process one PS-OCT project."""
 
-    modality: Literal["psoct"] = "psoct"
+    modality: Literal["psoct"] = Field("psoct", description="Selects the PS-OCT model.")
     project_name: str = Field(
         min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]*$",
         description="BIDS-like project identifier, e.g. sub-I80_voi-slab2.",
@@ -167,8 +175,10 @@ class PSOCTScanConfig(ConfigModel):
         None, description="State database; None uses SQLite at <project_base_path>/state.db."
     )
     mosaics_per_slice: Literal[2, 3] = Field(2, description="2 (normal, tilted) or 3 (macaque).")
-    acquisition: PSOCTAcquisitionParams
-    processing: PSOCTProcessingParams = Field(default_factory=PSOCTProcessingParams)
+    acquisition: PSOCTAcquisitionParams = Field(description="Instrument grid and tile geometry.")
+    processing: PSOCTProcessingParams = Field(
+        default_factory=PSOCTProcessingParams, description="Reconstruction and en-face parameters."
+    )
     mask_threshold_normal: float = Field(60.0, description="AIP dB threshold, normal mosaics.")
     mask_threshold_tilted: float = Field(55.0, description="AIP dB threshold, tilted mosaics.")
     apply_mask: bool = Field(True, description="Mask ret/ori/biref/surf mosaics with the AIP mask.")
@@ -178,18 +188,20 @@ class PSOCTScanConfig(ConfigModel):
     archive_path: Path | None = Field(None, description="Raw-tile archive root; None disables it.")
     dandi_instance: str = Field("linc", description="DANDI instance name or API URL.")
     enface_modalities: list[EnfaceModality] = Field(
+        description="En-face maps computed per tile and stitched per mosaic.",
         default_factory=lambda: [
             EnfaceModality.RET, EnfaceModality.ORI, EnfaceModality.BIREF,
             EnfaceModality.MIP, EnfaceModality.SURF, EnfaceModality.AIP,
         ]
     )
     volume_modalities: list[VolumeModality] = Field(
+        description="Volumes kept per tile and stitched in 3D.",
         default_factory=lambda: [VolumeModality.DBI, VolumeModality.R3D, VolumeModality.O3D]
     )
-    stitch_3d_volumes: bool = Field(True)
+    stitch_3d_volumes: bool = Field(True, description="Stitch 3D volume mosaics.")
     crop_focus_plane_depth: int = Field(500, ge=1, description="Depth kept below the focus plane.")
     crop_focus_plane_offset: int = Field(30, ge=0, description="Start below the focus plane.")
-    zarr_config: ZarrConfig = Field(default_factory=ZarrConfig)
+    zarr_config: ZarrConfig = Field(default_factory=ZarrConfig, description="OME-Zarr output layout.")
 
     @model_validator(mode="after")
     def _unique_modalities(self) -> PSOCTScanConfig:
