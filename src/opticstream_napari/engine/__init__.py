@@ -1,0 +1,1 @@
+"""The engine: watches acquisition folders and drives processing through the state service."""
