@@ -33,8 +33,10 @@ def step_filter(sigma: float = SIGMA, half: int = STEP_HALF) -> tuple[npt.NDArra
 
 @nb.njit(nogil=True, cache=True, fastmath=True)
 def _gradient_surface(dbi, kernel, lead, floor, min_samples, out):  # pragma: no cover - numba
+    """Tap-major FIR (each tap a contiguous multiply-add over all positions) then argmax."""
     rows, depth = dbi.shape
     taps = kernel.size
+    response = np.empty(depth, dtype=np.float32)
     for r in range(rows):
         profile = dbi[r]
         n = 0
@@ -44,14 +46,17 @@ def _gradient_surface(dbi, kernel, lead, floor, min_samples, out):  # pragma: no
         if n <= min_samples or n < taps:
             out[r] = 0
             continue
-        best = -np.inf
+        positions = n - taps + 1
+        response[:positions] = 0.0
+        for t in range(taps):
+            weight = kernel[t]
+            for start in range(positions):
+                response[start] += weight * profile[start + t]
         best_at = 0
-        for start in range(n - taps + 1):
-            acc = np.float32(0.0)
-            for t in range(taps):
-                acc += kernel[t] * profile[start + t]
-            if acc > best:
-                best = acc
+        best = response[0]
+        for start in range(1, positions):
+            if response[start] > best:
+                best = response[start]
                 best_at = start
         out[r] = best_at + lead
 

@@ -88,8 +88,10 @@ def reconstruct_spectral_tile(
     times = StageTimes()
     start = time.perf_counter()
     blocks = [(b, min(b + BLOCK_BLINES, nblines)) for b in range(0, nblines, BLOCK_BLINES)]
+    gradient = isinstance(surface, str) and surface == "gradient"
+    raw_surface = np.zeros((nblines, reconstructor.alines), dtype=np.int32)
 
-    def run(bounds: tuple[int, int]) -> float:
+    def volumes_of(bounds: tuple[int, int]) -> tuple[float, float]:
         b0, b1 = bounds
         block = raw[b0:b1]
         if check is not None:
@@ -98,13 +100,43 @@ def reconstruct_spectral_tile(
         reconstructor.volumes(
             block, Volumes(volumes.dbi[b0:b1], volumes.r3d[b0:b1], volumes.o3d[b0:b1])
         )
-        return time.perf_counter() - t0
+        t1 = time.perf_counter()
+        if gradient:
+            raw_surface[b0:b1] = gradient_surface(volumes.dbi[b0:b1])
+        return t1 - t0, time.perf_counter() - t1
 
     with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
-        times.volumes = sum(pool.map(run, blocks))
-    result = finish_tile(volumes, enface, surface, times)
+        spent = list(pool.map(volumes_of, blocks))
+        times.volumes = sum(v for v, _ in spent)
+        times.surface = sum(s for _, s in spent)
+        t0 = time.perf_counter()
+        surf = (
+            smooth_surface(raw_surface, reconstructor.depth) if gradient
+            else resolve_surface(surface, volumes.dbi)
+        )
+        times.surface += time.perf_counter() - t0
+        maps = _parallel_enface(pool, volumes, surf, enface, blocks, times)
     times.wall = time.perf_counter() - start
-    return result
+    return TileResult(volumes, surf, maps, times)
+
+
+def _parallel_enface(
+    pool: ThreadPoolExecutor,
+    volumes: Volumes,
+    surface: npt.NDArray[np.int32],
+    params: EnfaceParams,
+    blocks: list[tuple[int, int]],
+    times: StageTimes,
+) -> dict[str, npt.NDArray[np.float32]]:
+    def one(bounds: tuple[int, int]) -> tuple[dict[str, npt.NDArray[np.float32]], float]:
+        b0, b1 = bounds
+        t0 = time.perf_counter()
+        maps = enface_maps(volumes.dbi[b0:b1], volumes.r3d[b0:b1], volumes.o3d[b0:b1], surface[b0:b1], params)
+        return maps, time.perf_counter() - t0
+
+    parts = list(pool.map(one, blocks))
+    times.enface = sum(t for _, t in parts)
+    return {name: np.concatenate([p[name] for p, _ in parts]) for name in parts[0][0]}
 
 
 def finish_tile(
