@@ -14,16 +14,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from _machine import machine_line, peak_rss_gib
 
+from _machine import machine_line, peak_rss_gib
 from opticstream_napari.processing.psoct import (
     Calibration,
     EnfaceParams,
     SpectralReconstructor,
+    kernels,
     reconstruct_spectral_tile,
     volume_buffers,
 )
-from opticstream_napari.processing.psoct import kernels
 from opticstream_napari.processing.psoct.fft import aligned_empty, k_transform
 from opticstream_napari.processing.psoct.spectral import CHUNK_ALINES
 
@@ -105,7 +105,7 @@ def main() -> None:
     print(f"tile: {args.blines} B-lines × {args.alines} A-lines × 2 cameras × {args.length} samples, "
           f"uint16, {raw_gib:.2f} GiB, {lines} PS A-lines")
     mu = np.stack([np.linspace(100, args.length - 148, 9), np.linspace(103, args.length - 145, 9)], 1)
-    rec = SpectralReconstructor(Calibration(mu, np.linspace(1240, 1360, 9)), args.length, args.alines)
+    rec = SpectralReconstructor(Calibration(mu, np.linspace(1240, 1360, 9), args.length), args.length, args.alines)
     enface = EnfaceParams()
     buffers = volume_buffers(rec, args.blines)
     reconstruct_spectral_tile(raw[:4], rec, enface, workers=2)

@@ -43,6 +43,7 @@ class VolumeModality(StrEnum):
 
 
 class OrientationMethod(StrEnum):
+    WEIGHTED_CIRCULAR_MEAN = "weighted_circular_mean"
     CIRCULAR_MEAN = "circular_mean"
     MEAN = "mean"
 
@@ -111,9 +112,9 @@ class PSOCTProcessingParams(ConfigModel):
         None, description="Dispersion phase (float64); None means no dispersion compensation."
     )
     autocorr_cut: int = Field(24, ge=0, description="Depth bins dropped after the FFT.")
-    dc_median_lines: int = Field(
-        64, ge=1, le=256,
-        description="A-lines (evenly spaced) whose median is the DC spectrum; all when fewer.",
+    dc_median_lines: int | None = Field(
+        None, ge=1, le=512,
+        description="A-lines (evenly spaced) whose median is the DC spectrum; None uses all (exact).",
     )
     depth: int | None = Field(
         None, ge=1, description="Depth samples kept after the cut; None keeps L/2 - cut."
@@ -124,7 +125,8 @@ class PSOCTProcessingParams(ConfigModel):
     enface_offset: int = Field(0, description="En-face window start relative to the surface.")
     enface_depth: int = Field(70, ge=1, description="En-face window length minus one (inclusive).")
     ori_method: OrientationMethod = Field(
-        OrientationMethod.CIRCULAR_MEAN, description="En-face orientation: 180°-periodic circular mean."
+        OrientationMethod.WEIGHTED_CIRCULAR_MEAN,
+        description="En-face orientation: 180°-periodic circular mean, weighted by I·sin(2δ) or not.",
     )
     ori_method_args: dict[str, float] = Field(default_factory=dict, description="Reserved for methods.")
     biref_method: BirefringenceMethod = Field(

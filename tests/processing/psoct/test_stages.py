@@ -21,16 +21,16 @@ LENGTH = 512
 @pytest.fixture
 def calibration() -> Calibration:
     mu = np.stack([np.linspace(20, 490, 9), np.linspace(23, 493, 9)], axis=1)
-    return Calibration(mu, np.linspace(1240, 1360, 9))
+    return Calibration(mu, np.linspace(1240, 1360, 9), LENGTH)
 
 
 def test_calibration_grid_and_resampling(calibration: Calibration) -> None:
-    k = calibration.target_wavenumbers(LENGTH)
+    target = calibration.target_wavelengths_nm()
+    k = 2 * np.pi / target
     assert np.all(np.diff(k) < 0)
     np.testing.assert_allclose(np.diff(k), np.diff(k)[0], rtol=1e-9)
-    index, weight = calibration.resampling(LENGTH)
-    lam = calibration.pixel_wavelengths_m(LENGTH)
-    target = 2 * np.pi / k
+    index, weight = calibration.resampling()
+    lam = calibration.pixel_wavelengths_nm()
     for camera in range(2):
         rebuilt = lam[camera][index[camera]] * (1 - weight[camera]) + lam[camera][index[camera] + 1] * weight[camera]
         np.testing.assert_allclose(rebuilt, target, rtol=1e-6)
@@ -38,13 +38,15 @@ def test_calibration_grid_and_resampling(calibration: Calibration) -> None:
 
 def test_calibration_rejects_bad_shapes() -> None:
     with pytest.raises(ValueError, match=r"mu of shape \(N, 2\)"):
-        Calibration(np.zeros((3, 3)), np.zeros(3))
+        Calibration(np.zeros((3, 3)), np.zeros(3), LENGTH)
+    with pytest.raises(ValueError, match=r"within 1\.\.512"):
+        Calibration(np.full((2, 2), 600.0), np.ones(2), LENGTH)
 
 
 def _reflector_spectra(calibration: Calibration, bin_index: int, alines: int) -> np.ndarray:
     """Both cameras see one reflector that should land in FFT bin ``bin_index``."""
-    k = calibration.target_wavenumbers(LENGTH)
-    lam = calibration.pixel_wavelengths_m(LENGTH)
+    k = 2 * np.pi / calibration.target_wavelengths_nm()
+    lam = calibration.pixel_wavelengths_nm()
     raw = np.empty((1, 2, alines, LENGTH))
     for camera in range(2):
         # fringe = cos(2π·bin·position of k in the uniform grid), sampled at each pixel's k

@@ -2,8 +2,10 @@
 
 The window of each A-line starts ``offset`` samples below the surface and holds ``length + 1``
 samples (inclusive end, as the original), clipped to the volume. Orientation is 180°-periodic,
-so it is averaged as the circular mean of the doubled angle. Birefringence is the slope of
-optical path difference (retardance/360 · λ) against depth.
+so it is averaged as the circular mean of the doubled angle; ``weighted_circular_mean`` weights
+each sample by I·sin(2δ) = 2|J1·J2*|, which is the phase of Σ J1·conj(J2): samples where the
+retardance δ is near 0 (just under the surface) carry no orientation and no longer add noise.
+Birefringence is the slope of optical path difference (retardance/360 · λ) against depth.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy.typing as npt
 
 Float32Array = npt.NDArray[np.float32]
 BIREF_METHODS = ("legacy", "robust")
+ORIENTATION_METHODS = ("weighted_circular_mean", "circular_mean", "mean")
 HUBER_K = 1.345
 ROBUST_ITERATIONS = 6
 
@@ -26,7 +29,7 @@ class EnfaceParams:
     length: int = 70
     wavelength_um: float = 1.3
     axial_um: float = 2.5
-    orientation: str = "circular_mean"
+    orientation: str = "weighted_circular_mean"
     birefringence: str = "legacy"
 
 
@@ -56,8 +59,9 @@ def _slope(x_step, values, n, weights):  # pragma: no cover - numba
 
 
 @nb.njit(nogil=True, cache=True, fastmath=True)
-def _enface(dbi, r3d, o3d, surface, offset, length, opd_scale, axial_um, circular, robust,
+def _enface(dbi, r3d, o3d, surface, offset, length, opd_scale, axial_um, orientation, robust,
             aip, mip, ret, ori, biref):  # pragma: no cover - numba
+    """orientation: 0 weighted circular mean, 1 circular mean, 2 plain mean."""
     rows, depth = dbi.shape
     opd = np.empty(length + 1, dtype=np.float64)
     weights = np.empty(length + 1, dtype=np.float64)
@@ -77,13 +81,16 @@ def _enface(dbi, r3d, o3d, surface, offset, length, opd_scale, axial_um, circula
             m_dbi = max(m_dbi, v)
             s_ret += r3d[r, z]
             angle = np.deg2rad(2.0 * o3d[r, z])
-            s_cos += np.cos(angle)
-            s_sin += np.sin(angle)
+            weight = 1.0
+            if orientation == 0:
+                weight = 10.0 ** (0.1 * v) * abs(np.sin(np.deg2rad(2.0 * r3d[r, z])))
+            s_cos += weight * np.cos(angle)
+            s_sin += weight * np.sin(angle)
             s_ori += o3d[r, z]
         aip[r] = s_dbi / n
         mip[r] = m_dbi
         ret[r] = s_ret / n
-        ori[r] = 0.5 * np.rad2deg(np.arctan2(s_sin, s_cos)) if circular else s_ori / n
+        ori[r] = 0.5 * np.rad2deg(np.arctan2(s_sin, s_cos)) if orientation < 2 else s_ori / n
         count = 0
         for z in range(z1, z2 + 1):
             if r3d[r, z] == 0:
@@ -119,6 +126,8 @@ def enface_maps(
 
     Volumes are (..., depth); ``surface`` has the leading shape.
     """
+    if params.orientation not in ORIENTATION_METHODS:
+        raise ValueError(f"orientation method must be one of {ORIENTATION_METHODS}, found {params.orientation!r}")
     if params.birefringence not in BIREF_METHODS:
         raise ValueError(f"birefringence method must be one of {BIREF_METHODS}, found {params.birefringence!r}")
     if not dbi.shape == r3d.shape == o3d.shape or surface.shape != dbi.shape[:-1]:
@@ -132,7 +141,7 @@ def enface_maps(
     _enface(
         *flat, np.ascontiguousarray(surface, dtype=np.int32).reshape(-1),
         params.offset, params.length, params.wavelength_um / 360.0, params.axial_um,
-        params.orientation == "circular_mean", params.birefringence == "robust",
+        ORIENTATION_METHODS.index(params.orientation), params.birefringence == "robust",
         maps["aip"], maps["mip"], maps["ret"], maps["ori"], maps["biref"],
     )
     result = {name: value.reshape(lead) for name, value in maps.items()}

@@ -30,7 +30,7 @@ class SpectralParams:
     autocorr_cut: int = 24
     depth: int | None = None
     window: str = "none"
-    dc_median_lines: int | None = 64
+    dc_median_lines: int | None = None
     phase_offset_deg: float = 100.0
     flip_phase: bool = False
     flip_z: bool = True
@@ -64,6 +64,10 @@ class SpectralReconstructor:
         dispersion: npt.NDArray[np.float64] | None = None,
     ) -> None:
         length = spectral_length
+        if calibration.spectral_length != length:
+            raise ValueError(
+                f"calibration is for {calibration.spectral_length} samples, the tile has {length}"
+            )
         if length % 2 or length < 64:
             raise ValueError(f"spectral length must be even and >= 64, found {length}")
         self.length = length
@@ -75,7 +79,7 @@ class SpectralReconstructor:
                 f"autocorr_cut {params.autocorr_cut} + depth {self.depth} must fit the "
                 f"{length // 2} positive-depth bins of a {length}-sample spectrum"
             )
-        self.index, self.weight = calibration.resampling(length)
+        self.index, self.weight = calibration.resampling()
         self.window = _window(params.window, length)
         self.phasor = _dispersion_phasor(dispersion, length)
         lines = params.dc_median_lines

@@ -1,9 +1,10 @@
 """Tissue surface per A-line (spec 4.3): gradient method, flat depth, or a given map.
 
 The gradient method looks for the strongest rise of the Gaussian-smoothed dBI profile. The
-smoothing (σ = 5) and the step detector ([−⅕]×5 then [+⅕]×5) are combined into one FIR filter,
-applied where it fits entirely inside the first ``n`` samples above the signal floor; the
-surface is the first sample after the detected step. Indices are 0-based depth samples.
+smoothing (σ = 5) and the step detector ([−⅕]×5 then [+⅕]×5) are combined into one FIR filter
+over the first ``n`` samples above the signal floor, the profile extended upwards with its first
+(air) sample so shallow surfaces are found; the surface is the first sample after the detected
+step. Indices are 0-based depth samples.
 """
 
 from __future__ import annotations
@@ -33,32 +34,39 @@ def step_filter(sigma: float = SIGMA, half: int = STEP_HALF) -> tuple[npt.NDArra
 
 @nb.njit(nogil=True, cache=True, fastmath=True)
 def _gradient_surface(dbi, kernel, lead, floor, min_samples, out):  # pragma: no cover - numba
-    """Tap-major FIR (each tap a contiguous multiply-add over all positions) then argmax."""
+    """Tap-major FIR (each tap a contiguous multiply-add over all positions) then argmax.
+
+    The profile is extended upwards by ``lead`` copies of its first sample (air), so a surface
+    shallower than the filter's half-length is still found.
+    """
     rows, depth = dbi.shape
     taps = kernel.size
-    response = np.empty(depth, dtype=np.float32)
+    padded = np.empty(depth + lead, dtype=np.float32)
+    response = np.empty(depth + lead, dtype=np.float32)
     for r in range(rows):
         profile = dbi[r]
         n = 0
         for z in range(depth):
             if profile[z] > floor:
                 n += 1
-        if n <= min_samples or n < taps:
+        if n <= min_samples or n + lead < taps:
             out[r] = 0
             continue
-        positions = n - taps + 1
+        padded[:lead] = profile[0]
+        padded[lead:lead + n] = profile[:n]
+        positions = n + lead - taps + 1
         response[:positions] = 0.0
         for t in range(taps):
             weight = kernel[t]
             for start in range(positions):
-                response[start] += weight * profile[start + t]
+                response[start] += weight * padded[start + t]
         best_at = 0
         best = response[0]
         for start in range(1, positions):
             if response[start] > best:
                 best = response[start]
                 best_at = start
-        out[r] = best_at + lead
+        out[r] = best_at
 
 
 def gradient_surface(dbi: npt.NDArray[np.float32]) -> npt.NDArray[np.int32]:
