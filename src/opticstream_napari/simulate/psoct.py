@@ -460,6 +460,15 @@ def _canvas_truth(sim: _Simulation, plan: MosaicPlan) -> dict[str, np.ndarray]:
     return canvases
 
 
+def truth_canvases(
+    config: PSOCTScanConfig, slice_id: int = 1, seed: int = 0, jitter_px: float = 1.0
+) -> list[tuple[MosaicPlan, dict[str, np.ndarray]]]:
+    """The true en-face canvases (X, Y) of one slice's mosaics, without writing any tile."""
+    sim = _build_simulation(config, seed, np.zeros(config.acquisition.spectral_length), DEFAULT_NOISE_COUNTS)
+    plans = [plan for plan in plan_psoct_acquisition(config, slice_id, seed, jitter_px) if plan.slice_id == slice_id]
+    return [(plan, _canvas_truth(sim, plan)) for plan in plans]
+
+
 def _write_mosaic_truth(sim: _Simulation, plan: MosaicPlan, folder: Path) -> dict[str, Any]:
     sub = naming.slice_folder_name(plan.slice_id)
     entry: dict[str, Any] = {**{k: plan.to_dict()[k] for k in ("slice", "mosaic", "acquisition", "bucket")},
