@@ -1,0 +1,68 @@
+"""JPEG previews: windowed grey, orientation hue in degrees, NaN black."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from opticstream_napari.io.output import OutputError
+from opticstream_napari.io.preview import (
+    default_window,
+    grey_image,
+    orientation_image,
+    write_preview,
+)
+
+
+def test_default_windows() -> None:
+    data = np.linspace(0, 100, 10001, dtype=np.float32)
+    data[:50] = np.nan
+    lo, hi = default_window(data, "aip")
+    assert 0.9 < lo < 1.6 and 98.5 < hi < 99.5
+    assert default_window(data, "ori") == (-90.0, 90.0)
+    assert default_window(np.full(5, np.nan), "ret") == (0.0, 1.0)
+    assert default_window(np.full(5, 3.0), "ret") == (3.0, 4.0)
+
+
+def test_grey_window_and_nan_black() -> None:
+    image = grey_image(np.array([[0.0, 5.0, 10.0, 20.0, np.nan]]), (0.0, 10.0))
+    np.testing.assert_array_equal(image, [[0, 127, 255, 255, 0]])
+
+
+def test_orientation_hue_is_in_degrees_and_180_periodic() -> None:
+    angles = np.array([[0.0, 60.0, -60.0, 90.0, -90.0, np.nan]], dtype=np.float32)
+    rgb = orientation_image(angles)
+    np.testing.assert_array_equal(rgb[0, 0], [255, 0, 0])
+    np.testing.assert_array_equal(rgb[0, 1], [0, 255, 0])
+    np.testing.assert_array_equal(rgb[0, 2], [0, 0, 255])
+    np.testing.assert_array_equal(rgb[0, 3], rgb[0, 4])
+    np.testing.assert_array_equal(rgb[0, 5], [0, 0, 0])
+
+
+def test_orientation_brightness_from_retardance() -> None:
+    angles = np.zeros((1, 3), np.float32)
+    retardance = np.array([[0.0, 5.0, 10.0]], np.float32)
+    rgb = orientation_image(angles, retardance, (0.0, 10.0))
+    np.testing.assert_array_equal(rgb[0, :, 0], [0, 128, 255])
+    with pytest.raises(ValueError):
+        orientation_image(angles, retardance[:, :2])
+
+
+def test_write_preview_grey_and_colour(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    aip = rng.normal(60, 5, (300, 500)).astype(np.float32)
+    grey = write_preview(tmp_path / "mosaic_001_aip.jpg", aip, "aip", max_size=200)
+    with Image.open(grey) as image:
+        assert image.format == "JPEG" and image.mode == "L" and max(image.size) == 200
+    ori = rng.uniform(-90, 90, (40, 50)).astype(np.float32)
+    colour = write_preview(tmp_path / "mosaic_001_ori.jpg", ori, "ori", value=aip[:40, :50])
+    with Image.open(colour) as image:
+        assert image.mode == "RGB" and image.size == (50, 40)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mosaic_001_aip.jpg", "mosaic_001_ori.jpg"]
+    blocker = tmp_path / "mosaic_001_aip.jpg"
+    with pytest.raises(OutputError, match=re.escape(str(blocker))):
+        write_preview(blocker / "x.jpg", aip, "aip")
