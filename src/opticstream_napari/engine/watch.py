@@ -2,8 +2,10 @@
 
 A candidate (one PS-OCT tile file, one LSM strip folder) is handed on once its fingerprint,
 the sorted (relative path, size, mtime) of its files, has not changed for
-``stability_seconds``. Filesystem notifications (watchdog) only wake the loop early; polling
-is the ground truth, so a network mount without notifications still works.
+``stability_seconds`` (or the candidate's own ``settle_seconds``, e.g. a longer grace for a file
+whose size is not yet the size its geometry implies). Filesystem notifications (watchdog) only
+wake the loop early; polling is the ground truth, so a network mount without notifications
+still works.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Candidate:
     key: Hashable
     paths: tuple[Path, ...]
     fingerprint: Fingerprint = field(compare=False)
+    settle_seconds: float | None = field(default=None, compare=False)
 
 
 def fingerprint(root: Path, paths: tuple[Path, ...]) -> Fingerprint | None:
@@ -52,7 +55,10 @@ def readable(path: Path) -> bool:
 
 
 class StabilityTracker:
-    """Remembers when each candidate's fingerprint last changed."""
+    """Remembers when each candidate's fingerprint last changed.
+
+    A candidate's ``settle_seconds``, when set, replaces ``stability_seconds`` for it.
+    """
 
     def __init__(self, stability_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         if stability_seconds < 0:
@@ -72,12 +78,13 @@ class StabilityTracker:
                 del self._seen[key]
         ready = []
         for key, candidate in candidates.items():
+            needed = self.stability_seconds if candidate.settle_seconds is None else candidate.settle_seconds
             previous = self._seen.get(key)
             if previous is None or previous[0] != candidate.fingerprint:
                 self._seen[key] = (candidate.fingerprint, now)
-                if self.stability_seconds > 0:
+                if needed > 0:
                     continue
-            elif now - previous[1] < self.stability_seconds:
+            elif now - previous[1] < needed:
                 continue
             ready.append(candidate)
             del self._seen[key]
@@ -92,7 +99,11 @@ Discover = Callable[[], Mapping[Hashable, Candidate]]
 
 
 class FolderWatcher:
-    """Yields stable candidates of one folder until ``stop`` is set."""
+    """Stable candidates of one folder: poll it yourself, or iterate :meth:`run` until ``stop``.
+
+    ``wake`` is set by filesystem notifications; a caller that also waits for other things
+    (the engine waits for results too) passes its own event and waits on it.
+    """
 
     def __init__(
         self,
@@ -103,6 +114,7 @@ class FolderWatcher:
         poll_interval: float = 5.0,
         notifications: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        wake: threading.Event | None = None,
     ) -> None:
         if not folder.is_dir():
             raise FileNotFoundError(f"acquisition folder {folder} does not exist or is not a folder")
@@ -110,30 +122,40 @@ class FolderWatcher:
         self.discover = discover
         self.poll_interval = poll_interval
         self.tracker = StabilityTracker(stability_seconds, clock)
-        self._wake = threading.Event()
+        self.wake_event = wake or threading.Event()
         self._notifications = notifications
+        self._observer: object | None = None
+
+    def __enter__(self) -> FolderWatcher:
+        if self._notifications:
+            self._observer = self._start_notifications()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()  # type: ignore[attr-defined]
+            observer.join(timeout=5)  # type: ignore[attr-defined]
 
     def poll(self) -> list[Candidate]:
         """One round: rediscover candidates and return those that became stable."""
         return self.tracker.observe(self.discover())
 
+    def next_wait(self) -> float:
+        """Seconds until another poll can change anything: shorter while candidates settle."""
+        if self.tracker.pending:
+            return min(self.poll_interval, max(self.tracker.stability_seconds / 4, 0.05))
+        return self.poll_interval
+
     def run(self, stop: threading.Event) -> Iterator[Candidate]:
-        observer = self._start_notifications() if self._notifications else None
-        try:
+        with self:
             while not stop.is_set():
                 yield from self.poll()
-                wait = self.poll_interval
-                if self.tracker.pending:
-                    wait = min(wait, max(self.tracker.stability_seconds / 4, 0.05))
-                self._wake.wait(wait)
-                self._wake.clear()
-        finally:
-            if observer is not None:
-                observer.stop()
-                observer.join(timeout=5)
+                self.wake_event.wait(self.next_wait())
+                self.wake_event.clear()
 
     def wake(self) -> None:
-        self._wake.set()
+        self.wake_event.set()
 
     def _start_notifications(self) -> object | None:
         try:

@@ -10,6 +10,7 @@ import numba as nb
 import numpy as np
 
 from opticstream_napari.processing.psoct.approx import ATAN_COEF, LOG2_COEF
+from opticstream_napari.processing.psoct.column_median import column_median
 
 _ATAN = tuple(float(c) for c in ATAN_COEF)
 _LOG2 = tuple(float(c) for c in LOG2_COEF)
@@ -21,59 +22,58 @@ _TINY = np.float32(np.finfo(np.float32).tiny)
 
 
 @nb.njit(nogil=True, cache=True, fastmath=True)
-def prepare_spectra(
-    raw, index, weight, window, dc_rows, pairs, size, low_pad, middle, out
-):  # pragma: no cover - numba
-    """raw (nb, 2, A, L) uint16 in pixel order -> out (nb, 2, A, L) float32 on uniform k.
+def _resample_row(row, reverse, full_scale, seg_starts, seg_offsets, weight, pixels, dst):  # pragma: no cover
+    """One spectrum onto uniform k; returns how many raw samples are at or above ``full_scale``.
 
-    Per B-line and camera: resample onto uniform k, subtract the mean over A-lines
-    (background; resampling is linear, so the mean of resampled rows equals the resampled
-    mean), subtract the median over the ``dc_rows`` A-lines (DC, with the network of
-    ``median_network.median_plan``), multiply by ``window``. Two passes over the data.
+    ``row`` is in storage order (reversed when ``reverse``); within a segment the left
+    neighbour of target k is pixel ``k + offset``, so the lerp reads contiguous memory.
+    """
+    length = row.size
+    saturated = 0
+    if reverse:
+        for p in range(length):
+            pixels[p] = np.float32(row[length - 1 - p])
+    else:
+        for p in range(length):
+            pixels[p] = np.float32(row[p])
+    for p in range(length):
+        saturated += row[p] >= full_scale
+    for s in range(seg_offsets.size):
+        d = seg_offsets[s]
+        for k in range(seg_starts[s], seg_starts[s + 1]):
+            lo = pixels[k + d]
+            dst[k] = lo + (pixels[k + d + 1] - lo) * weight[k]
+    return saturated
+
+
+@nb.njit(nogil=True, cache=True, fastmath=True)
+def prepare_spectra(
+    raw, stored_order, seg_starts, seg_offsets, weight, window, dc_rows, sample_rows, sample_pairs,
+    full_scale, guess, have_guess, out, saturated,
+):  # pragma: no cover - numba
+    """raw (nb, 2, A, L) uint16 -> out (nb, 2, A, L) float32 on uniform k, DC removed, windowed.
+
+    Per B-line and camera: resample onto uniform k, subtract the exact median over the
+    ``dc_rows`` A-lines (background and DC in one: the spec subtracts the mean over A-lines,
+    then the median of what is left, and mean + median(s - mean) = median(s)), multiply by
+    ``window``. Camera 2 is read reversed when ``stored_order`` (the instrument's layout).
+    ``guess``/``have_guess`` (2, L)/(2,) carry each camera's last median to seed the next
+    search; ``saturated[b, c]`` counts raw samples at or above ``full_scale``.
     """
     nblines, _, alines, length = raw.shape
-    nsample = dc_rows.size
-    mean = np.empty(length, dtype=np.float32)
+    pixels = np.empty(length, dtype=np.float32)
     shift = np.empty(length, dtype=np.float32)
-    columns = np.empty((size, length), dtype=np.float32)
-    middle_lo = middle // size
-    middle_hi = middle % size
-    columns[:low_pad] = -np.inf
-    columns[low_pad + nsample:] = np.inf
-    scale = np.float32(1.0 / alines)
     for b in range(nblines):
         for c in range(2):
-            idx = index[c]
-            w = weight[c]
-            mean[:] = 0.0
+            reverse = stored_order and c == 1
+            count = 0
             for a in range(alines):
-                row = raw[b, c, a]
-                dst = out[b, c, a]
-                for k in range(length):
-                    i = idx[k]
-                    lo = np.float32(row[i])
-                    value = lo + (np.float32(row[i + 1]) - lo) * w[k]
-                    dst[k] = value
-                    mean[k] += value
-            for k in range(length):
-                mean[k] *= scale
-            for j in range(nsample):
-                src = out[b, c, dc_rows[j]]
-                dst = columns[low_pad + j]
-                for k in range(length):
-                    dst[k] = src[k] - mean[k]
-            for pair in range(pairs.shape[0]):
-                lo_row = columns[pairs[pair, 0]]
-                hi_row = columns[pairs[pair, 1]]
-                for k in range(length):
-                    x = lo_row[k]
-                    y = hi_row[k]
-                    lo_row[k] = min(x, y)
-                    hi_row[k] = max(x, y)
-            lower = columns[middle_lo]
-            upper = columns[middle_hi]
-            for k in range(length):
-                shift[k] = mean[k] + np.float32(0.5) * (lower[k] + upper[k])
+                count += _resample_row(raw[b, c, a], reverse, full_scale, seg_starts[c], seg_offsets[c],
+                                       weight[c], pixels, out[b, c, a])
+            saturated[b, c] = count
+            column_median(out[b, c], dc_rows, sample_rows, sample_pairs, guess[c], have_guess[c], shift)
+            guess[c, :] = shift
+            have_guess[c] = True
             for a in range(alines):
                 dst = out[b, c, a]
                 for k in range(length):

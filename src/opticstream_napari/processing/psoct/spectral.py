@@ -17,8 +17,8 @@ import numpy.typing as npt
 
 from opticstream_napari.processing.psoct import kernels
 from opticstream_napari.processing.psoct.calibration import Calibration
+from opticstream_napari.processing.psoct.column_median import SAMPLE_PAIRS, sample_rows
 from opticstream_napari.processing.psoct.fft import aligned_empty, k_transform
-from opticstream_napari.processing.psoct.median_network import median_plan
 
 Float32Array = npt.NDArray[np.float32]
 
@@ -46,13 +46,16 @@ class Volumes:
 
 
 CHUNK_ALINES = 32
+FULL_SCALE_16BIT = 65535
 
 
 class SpectralReconstructor:
     """Turns raw spectral blocks of one tile geometry into complex depth profiles or volumes.
 
-    Blocks are (B-lines, 2, A-lines, L) uint16 with both cameras in increasing pixel order.
-    Buffers and FFT plans belong to the calling thread, so one reconstructor serves a pool.
+    Blocks are (B-lines, 2, A-lines, L) uint16, both cameras in increasing pixel order or, with
+    ``stored_order``, camera 2 reversed as the instrument stores it (read without a copy).
+    Buffers, FFT plans and the DC-median seeds belong to the calling thread, so one
+    reconstructor serves a pool.
     """
 
     def __init__(
@@ -80,12 +83,13 @@ class SpectralReconstructor:
                 f"{length // 2} positive-depth bins of a {length}-sample spectrum"
             )
         self.index, self.weight = calibration.resampling()
+        self.seg_starts, self.seg_offsets = _segments(self.index)
         self.window = _window(params.window, length)
         self.phasor = _dispersion_phasor(dispersion, length)
         lines = params.dc_median_lines
         count = alines if lines is None else min(alines, lines)
         self.dc_rows = np.unique(np.linspace(0, alines - 1, count).round().astype(np.int64))
-        self.median = median_plan(self.dc_rows.size)
+        self.sample_rows = sample_rows(self.dc_rows)
         self.two_offset = np.float32(2 * np.deg2rad(params.phase_offset_deg))
         self.bins = length if self.phasor is not None else length // 2 + 1
         self._local = threading.local()
@@ -102,22 +106,29 @@ class SpectralReconstructor:
             cache[key] = aligned_empty(shape, dtype)
         return cache[key]
 
-    def _prepare(self, raw: npt.NDArray[np.uint16]) -> Float32Array:
+    def _prepare(
+        self, raw: npt.NDArray[np.uint16], stored_order: bool, full_scale: int
+    ) -> tuple[Float32Array, npt.NDArray[np.int64]]:
+        """Resampled, DC-free, windowed spectra of a block and its saturated-sample counts (B, 2)."""
         self.check_block(raw)
         prepared = self._scratch("prepared", (raw.shape[0], 2, self.alines, self.length), np.float32)
+        seeds = self._local.__dict__.get("seeds")
+        if seeds is None:
+            seeds = self._local.seeds = (np.zeros((2, self.length), np.float32), np.zeros(2, np.bool_))
+        saturated = np.zeros((raw.shape[0], 2), dtype=np.int64)
         kernels.prepare_spectra(
-            raw, self.index, self.weight, self.window, self.dc_rows, *self.median, prepared
+            raw, stored_order, self.seg_starts, self.seg_offsets, self.weight, self.window, self.dc_rows,
+            self.sample_rows, SAMPLE_PAIRS, full_scale, *seeds, prepared, saturated,
         )
-        return prepared
+        return prepared, saturated
 
-    def _chunks(self, raw: npt.NDArray[np.uint16]):
+    def _chunks(self, prepared: Float32Array):
         """Yield (b, a0, a1, spectrum camera 1, spectrum camera 2) over L2-sized chunks."""
-        prepared = self._prepare(raw)
         spectra = self._scratch("spectra", (2, CHUNK_ALINES, self.bins), np.complex64)
         staging = None
         if self.phasor is not None:
             staging = self._scratch("staging", (CHUNK_ALINES, self.length), np.complex64)
-        for b in range(raw.shape[0]):
+        for b in range(prepared.shape[0]):
             for a0 in range(0, self.alines, CHUNK_ALINES):
                 a1 = min(a0 + CHUNK_ALINES, self.alines)
                 rows = a1 - a0
@@ -130,27 +141,45 @@ class SpectralReconstructor:
                     plan(source, spectra[camera, :rows])
                 yield b, a0, a1, spectra[0, :rows], spectra[1, :rows]
 
-    def complex(self, raw: npt.NDArray[np.uint16]) -> tuple[npt.NDArray[np.complex64], ...]:
+    def complex(
+        self, raw: npt.NDArray[np.uint16], *, stored_order: bool = False
+    ) -> tuple[npt.NDArray[np.complex64], ...]:
         """J1, J2 of a block: (B-lines, A-lines, depth) complex64 each."""
         shape = (raw.shape[0], self.alines, self.depth)
         j1 = np.empty(shape, dtype=np.complex64)
         j2 = np.empty(shape, dtype=np.complex64)
         cut = self.params.autocorr_cut
-        for b, a0, a1, s1, s2 in self._chunks(raw):
+        prepared, _ = self._prepare(raw, stored_order, FULL_SCALE_16BIT)
+        for b, a0, a1, s1, s2 in self._chunks(prepared):
             j1[b, a0:a1] = s1[:, cut:cut + self.depth]
             j2[b, a0:a1] = s2[:, cut:cut + self.depth]
         if not self.params.flip_z:
             return j1[..., ::-1], j2[..., ::-1]
         return j1, j2
 
-    def volumes(self, raw: npt.NDArray[np.uint16], out: Volumes | None = None) -> Volumes:
-        """dBI, R3D, O3D of a block, (B-lines, A-lines, depth), written into ``out`` when given."""
+    def volumes(
+        self,
+        raw: npt.NDArray[np.uint16],
+        out: Volumes | None = None,
+        *,
+        stored_order: bool = False,
+        full_scale: int = FULL_SCALE_16BIT,
+        saturated: npt.NDArray[np.int64] | None = None,
+    ) -> Volumes:
+        """dBI, R3D, O3D of a block, (B-lines, A-lines, depth), written into ``out`` when given.
+
+        ``saturated`` (B-lines, 2), when given, receives each camera's count of raw samples at
+        or above ``full_scale``: counted while the samples are in cache, for the caller's check.
+        """
         shape = (raw.shape[0], self.alines, self.depth)
         if out is None:
             out = Volumes(*(np.empty(shape, dtype=np.float32) for _ in range(3)))
         power = self._scratch("power", (self.depth,), np.float32)
         bits = self._scratch("bits", (self.depth,), np.int32)
-        for b, a0, a1, s1, s2 in self._chunks(raw):
+        prepared, counts = self._prepare(raw, stored_order, full_scale)
+        if saturated is not None:
+            saturated[:] = counts
+        for b, a0, a1, s1, s2 in self._chunks(prepared):
             kernels.spectra_to_volumes(
                 s1, s2, self.params.autocorr_cut, self.two_offset, self.params.flip_phase,
                 out.dbi[b, a0:a1], out.r3d[b, a0:a1], out.o3d[b, a0:a1], power, bits,
@@ -158,6 +187,27 @@ class SpectralReconstructor:
         if not self.params.flip_z:
             return Volumes(out.dbi[..., ::-1], out.r3d[..., ::-1], out.o3d[..., ::-1])
         return out
+
+
+def _segments(index: npt.NDArray[np.int32]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Runs of target samples whose left neighbour is pixel ``k + offset``, per camera.
+
+    Returns starts (2, S + 1) and offsets (2, S); a camera with fewer runs is padded with
+    empty ones at the end, so the resampling loops read contiguous pixels without a gather.
+    """
+    length = index.shape[1]
+    runs = []
+    for camera in range(2):
+        offset = index[camera].astype(np.int64) - np.arange(length)
+        starts = np.flatnonzero(np.diff(offset)) + 1
+        runs.append((np.concatenate([[0], starts, [length]]), offset[np.concatenate([[0], starts])]))
+    count = max(offsets.size for _, offsets in runs)
+    starts = np.full((2, count + 1), length, dtype=np.int64)
+    offsets = np.zeros((2, count), dtype=np.int64)
+    for camera, (bounds, values) in enumerate(runs):
+        starts[camera, : bounds.size] = bounds
+        offsets[camera, : values.size] = values
+    return starts, offsets
 
 
 def _window(kind: str, length: int) -> Float32Array:
