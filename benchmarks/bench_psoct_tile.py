@@ -1,31 +1,43 @@
 """PS-OCT tile reconstruction throughput: PS A-lines/s per stage and overall, 1 and 2 cores.
 
 Reports, in one run: the FFTs alone (the ceiling), each stage on one thread, the whole tile
-(spectral uint16 in -> volumes, surface, en-face out) on 1 and 2 worker threads, and the peak
-memory against the raw tile size. Usage::
+(spectral uint16 in the instrument's storage order -> volumes, surface, en-face out) on 1 and 2
+worker threads with the exact DC median (the default) and with the sampled one, the peak memory
+against the raw tile size and, with ``--write-dir``, the time to write the tile's outputs per
+volume type (fsync included). Usage::
 
     .venv/bin/python benchmarks/bench_psoct_tile.py [--alines 350] [--blines 350] [--length 2048]
+        [--write-dir /tmp/some-unique-folder]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
 from _machine import machine_line, peak_rss_gib
+from opticstream_napari.config import PSOCTAcquisitionParams, PSOCTProcessingParams, PSOCTScanConfig
+from opticstream_napari.io.psoct_outputs import write_tile_outputs
 from opticstream_napari.processing.psoct import (
     Calibration,
     EnfaceParams,
+    SpectralParams,
     SpectralReconstructor,
+    TileResult,
     kernels,
     reconstruct_spectral_tile,
     volume_buffers,
 )
+from opticstream_napari.processing.psoct.enface import enface_maps
 from opticstream_napari.processing.psoct.fft import aligned_empty, k_transform
 from opticstream_napari.processing.psoct.spectral import CHUNK_ALINES
+from opticstream_napari.processing.psoct.surface import gradient_surface, smooth_surface
 
 
 def synthetic_tile(blines: int, alines: int, length: int, seed: int = 0) -> np.ndarray:
@@ -64,32 +76,54 @@ def fft_only(raw: np.ndarray, rec: SpectralReconstructor, workers: int) -> float
 
 
 def stage_times(raw: np.ndarray, rec: SpectralReconstructor) -> dict[str, float]:
-    """One thread, the block pipeline split into prepare, FFT and post stages."""
-    times = {"prepare": 0.0, "fft": 0.0, "post": 0.0}
-    shape = (1, rec.alines, rec.depth)
-    dbi, r3d, o3d = (np.zeros(shape, np.float32) for _ in range(3))
+    """One thread, the block pipeline split into its stages (blocks of 2 B-lines, as the tile runs)."""
+    times = {"prepare": 0.0, "fft": 0.0, "post": 0.0, "surface": 0.0, "en-face": 0.0}
+    shape = (2, rec.alines, rec.depth)
+    vols = [np.zeros(shape, np.float32) for _ in range(3)]
     power = np.empty(rec.depth, np.float32)
     bits = np.empty(rec.depth, np.int32)
-    spectra = aligned_empty((2, CHUNK_ALINES, rec.bins), np.complex64)
-    for b in range(raw.shape[0]):
+    for b0 in range(0, raw.shape[0] - 1, 2):
         t0 = time.perf_counter()
-        prepared = rec._prepare(raw[b:b + 1])
-        t1 = time.perf_counter()
-        times["prepare"] += t1 - t0
-        for a0 in range(0, rec.alines, CHUNK_ALINES):
-            a1 = min(a0 + CHUNK_ALINES, rec.alines)
+        prepared, shift, _ = rec._prepare(raw[b0:b0 + 2], True, 65535)
+        times["prepare"] += time.perf_counter() - t0
+        chunks = rec._chunks(prepared, shift)
+        while True:
             t1 = time.perf_counter()
-            plan = k_transform(a1 - a0, rec.length, complex_input=False)
-            plan(prepared[0, 0, a0:a1], spectra[0, : a1 - a0])
-            plan(prepared[0, 1, a0:a1], spectra[1, : a1 - a0])
+            chunk = next(chunks, None)
             t2 = time.perf_counter()
-            kernels.spectra_to_volumes(
-                spectra[0, : a1 - a0], spectra[1, : a1 - a0], rec.params.autocorr_cut, rec.two_offset,
-                False, dbi[0, a0:a1], r3d[0, a0:a1], o3d[0, a0:a1], power, bits,
-            )
             times["fft"] += t2 - t1
+            if chunk is None:
+                break
+            b, a0, a1, s1, s2 = chunk
+            kernels.spectra_to_volumes(
+                s1, s2, rec.params.autocorr_cut, rec.two_offset, False, False,
+                vols[0][b, a0:a1], vols[1][b, a0:a1], vols[2][b, a0:a1], power, bits,
+            )
             times["post"] += time.perf_counter() - t2
+        t3 = time.perf_counter()
+        surface = smooth_surface(gradient_surface(vols[0]), rec.depth)
+        t4 = time.perf_counter()
+        enface_maps(*vols, surface, EnfaceParams())
+        times["surface"] += t4 - t3
+        times["en-face"] += time.perf_counter() - t4
     return times
+
+
+def write_times(result: TileResult, folder: Path, blines: int, alines: int) -> dict[str, float]:
+    """Seconds to write the tile's six en-face maps and three volumes, per volume type."""
+    seconds = {}
+    for dtype in ("float32", "uint16", "uint8"):
+        config = PSOCTScanConfig(
+            project_name="bench", project_base_path=folder,
+            acquisition=PSOCTAcquisitionParams(grid_size_x_normal=1, grid_size_x_tilted=1, grid_size_y=1,
+                                               tile_size_x_normal=alines, tile_size_y=blines),
+            processing=PSOCTProcessingParams(volume_dtype=dtype),
+        )
+        start = time.perf_counter()
+        write_tile_outputs(result, config, 1, 1)
+        seconds[dtype] = time.perf_counter() - start
+        shutil.rmtree(folder / "slice-01")
+    return seconds
 
 
 def main() -> None:
@@ -97,40 +131,58 @@ def main() -> None:
     parser.add_argument("--alines", type=int, default=350)
     parser.add_argument("--blines", type=int, default=350)
     parser.add_argument("--length", type=int, default=2048)
+    parser.add_argument("--write-dir", type=Path, default=None, help="scratch folder for the output-write timing")
     args = parser.parse_args()
     print(machine_line())
     raw = synthetic_tile(args.blines, args.alines, args.length)
+    raw[:, 1] = raw[:, 1, :, ::-1].copy()
     lines = args.blines * args.alines
     raw_gib = raw.nbytes / 2**30
     print(f"tile: {args.blines} B-lines × {args.alines} A-lines × 2 cameras × {args.length} samples, "
           f"uint16, {raw_gib:.2f} GiB, {lines} PS A-lines")
     mu = np.stack([np.linspace(100, args.length - 148, 9), np.linspace(103, args.length - 145, 9)], 1)
-    rec = SpectralReconstructor(Calibration(mu, np.linspace(1240, 1360, 9), args.length), args.length, args.alines)
+    calibration = Calibration(mu, np.linspace(1240, 1360, 9), args.length)
+    rec = SpectralReconstructor(calibration, args.length, args.alines)
+    sampled = SpectralReconstructor(calibration, args.length, args.alines, SpectralParams(dc_median_lines=64))
     enface = EnfaceParams()
     buffers = volume_buffers(rec, args.blines)
-    reconstruct_spectral_tile(raw[:4], rec, enface, workers=2)
+    for warm in (rec, sampled):
+        reconstruct_spectral_tile(raw[:4], warm, enface, workers=2, stored_order=True)
 
-    stages = stage_times(raw[: min(64, args.blines)], rec)
-    stage_lines = min(64, args.blines) * args.alines
-    print("stage rates, 1 thread (PS A-lines/s):")
+    stage_lines = min(64, args.blines)
+    stages = stage_times(raw[:stage_lines], rec)
+    print("stage rates, 1 thread, exact DC median (PS A-lines/s; µs per PS A-line):")
+    stage_count = stage_lines * args.alines
     for name, seconds in stages.items():
-        print(f"  {name:8s} {stage_lines / seconds:12,.0f}")
+        print(f"  {name:8s} {stage_count / seconds:12,.0f}  {1e6 * seconds / stage_count:6.2f} µs")
 
     rows = []
+    result = None
     for workers in (1, 2):
         fft_s = fft_only(raw, rec, workers)
-        result = reconstruct_spectral_tile(raw, rec, enface, workers=workers, buffers=buffers)
+        result = reconstruct_spectral_tile(raw, rec, enface, workers=workers, buffers=buffers, stored_order=True)
         t = result.times
         overall = lines / t.wall
         fft_rate = lines / fft_s
         rows.append((workers, overall, fft_rate))
         print(f"{workers} core(s): overall {overall:,.0f} PS A-lines/s (wall {t.wall:.2f} s: volumes "
-              f"{t.volumes / workers:.2f} s, surface {t.surface:.2f} s, en-face {t.enface:.2f} s); "
-              f"FFTs alone {fft_rate:,.0f}/s; overall / FFT-only = {overall / fft_rate:.2f}")
-    print(f"2-core / 1-core speed-up: {rows[1][1] / rows[0][1]:.2f}")
+              f"{t.volumes / workers:.2f} s, surface {t.surface / workers:.2f} s, en-face {t.enface / workers:.2f} s "
+              f"per worker); FFTs alone {fft_rate:,.0f}/s; overall / FFT-only = {overall / fft_rate:.2f}")
+    fast = reconstruct_spectral_tile(raw, sampled, enface, workers=2, buffers=buffers, stored_order=True)
+    print(f"2 core(s), sampled DC median (64 A-lines): overall {lines / fast.times.wall:,.0f} PS A-lines/s")
+    print(f"2-core / 1-core speed-up: {rows[1][1] / rows[0][1]:.2f} (FFTs alone: {rows[1][2] / rows[0][2]:.2f})")
     print(f"goal 150,000 PS A-lines/s on 2 cores: measured {rows[1][1]:,.0f} ({rows[1][1] / 150_000:.2f}× goal)")
     peak = peak_rss_gib()
     print(f"peak RSS {peak:.2f} GiB = {peak / raw_gib:.2f}× the raw tile (bound: 3×)")
+    if args.write_dir is not None:
+        result = reconstruct_spectral_tile(raw, rec, enface, workers=2, buffers=buffers, stored_order=True)
+        args.write_dir.mkdir(parents=True, exist_ok=False)
+        try:
+            for dtype, seconds in write_times(result, args.write_dir, args.blines, args.alines).items():
+                print(f"write outputs ({dtype} volumes, fsync): {seconds:.2f} s = {lines / seconds:,.0f} PS A-lines/s")
+        finally:
+            shutil.rmtree(args.write_dir)
+    print(f"load average at the end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

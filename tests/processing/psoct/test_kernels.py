@@ -3,7 +3,8 @@ import pytest
 
 from opticstream_napari.processing.psoct import SpectralParams, complex_to_volumes
 from opticstream_napari.processing.psoct.approx import ATAN_COEF, LOG2_COEF
-from opticstream_napari.processing.psoct.median_network import batcher_network, median_plan
+from opticstream_napari.processing.psoct.column_median import STRIP, median_of_columns
+from opticstream_napari.processing.psoct.median_network import batcher_network
 
 
 def test_polynomial_approximations_are_accurate() -> None:
@@ -14,17 +15,25 @@ def test_polynomial_approximations_are_accurate() -> None:
     assert np.max(np.abs(np.polyval(LOG2_COEF[::-1], m - 1) - np.log2(m))) < 1e-6
 
 
-@pytest.mark.parametrize("count", [1, 2, 3, 5, 16, 17, 64, 100])
-def test_median_network_equals_numpy(count: int) -> None:
-    pairs, size, low_pad, middle = median_plan(count)
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 16, 17, 64, 100, 350])
+@pytest.mark.parametrize("values", ["continuous", "few-levels", "constant"])
+def test_column_median_equals_numpy(count: int, values: str) -> None:
+    """Exact, ties included; 300 columns = two full strips and one overlapping the one before."""
     rng = np.random.default_rng(count)
-    rows = rng.standard_normal((count, 50))
-    padded = np.concatenate([np.full((low_pad, 50), -np.inf), rows, np.full((size - low_pad - count, 50), np.inf)])
-    for low, high in pairs:
-        lo, hi = np.minimum(padded[low], padded[high]), np.maximum(padded[low], padded[high])
-        padded[low], padded[high] = lo, hi
-    median = 0.5 * (padded[middle // size] + padded[middle % size])
-    np.testing.assert_allclose(median, np.median(rows, axis=0))
+    rows = {
+        "continuous": rng.standard_normal((count, 2 * STRIP + 44)),
+        "few-levels": rng.integers(0, 4, (count, 2 * STRIP + 44)),
+        "constant": np.full((count, 2 * STRIP + 44), 3.0),
+    }[values].astype(np.float32)
+    np.testing.assert_array_equal(median_of_columns(rows), np.median(rows, axis=0).astype(np.float32))
+
+
+def test_column_median_of_selected_rows_and_narrow_arrays() -> None:
+    rows = np.random.default_rng(5).standard_normal((40, STRIP + 8)).astype(np.float32)
+    picked = np.arange(3, 40, 3)
+    np.testing.assert_array_equal(median_of_columns(rows, picked), np.median(rows[picked], axis=0).astype(np.float32))
+    narrow = rows[:, :10]
+    np.testing.assert_array_equal(median_of_columns(narrow), np.median(narrow, axis=0).astype(np.float32))
 
 
 def test_batcher_network_sorts_and_rejects_bad_sizes() -> None:

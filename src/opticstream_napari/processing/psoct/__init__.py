@@ -66,7 +66,11 @@ def complex_to_volumes(
     j2: npt.NDArray[np.complexfloating],
     params: SpectralParams | None = None,
 ) -> Volumes:
-    """dBI (dB), R3D and O3D (degrees) from complex depth profiles of any leading shape."""
+    """dBI (dB), R3D and O3D (degrees) from complex depth profiles of any leading shape.
+
+    Depth runs shallowest first, as :func:`read_complex_tile` returns it; ``flip_z`` False
+    reverses it, as for spectral input.
+    """
     params = params or SpectralParams()
     if j1.shape != j2.shape:
         raise ValueError(f"J1 and J2 differ in shape: {j1.shape} and {j2.shape}")
@@ -75,7 +79,7 @@ def complex_to_volumes(
     b = np.ascontiguousarray(j2, dtype=np.complex64).reshape(-1, depth)
     out = Volumes(*(np.empty(a.shape, dtype=np.float32) for _ in range(3)))
     kernels.spectra_to_volumes(
-        a, b, 0, np.float32(2 * np.deg2rad(params.phase_offset_deg)), params.flip_phase,
+        a, b, 0, np.float32(2 * np.deg2rad(params.phase_offset_deg)), params.flip_phase, not params.flip_z,
         out.dbi, out.r3d, out.o3d, np.empty(depth, np.float32), np.empty(depth, np.int32),
     )
     return Volumes(*(v.reshape(j1.shape) for v in (out.dbi, out.r3d, out.o3d)))

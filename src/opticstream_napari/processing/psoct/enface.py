@@ -16,11 +16,21 @@ import numba as nb
 import numpy as np
 import numpy.typing as npt
 
+from opticstream_napari.processing.psoct.approx import EXP2_COEF, SIN_COEF
+
 Float32Array = npt.NDArray[np.float32]
 BIREF_METHODS = ("legacy", "robust")
 ORIENTATION_METHODS = ("weighted_circular_mean", "circular_mean", "mean")
 HUBER_K = 1.345
 ROBUST_ITERATIONS = 6
+_SIN = tuple(float(c) for c in SIN_COEF)
+_EXP2 = tuple(float(c) for c in EXP2_COEF)
+_HALF_PI = np.float32(np.pi / 2)
+_PI = np.float32(np.pi)
+_DOUBLED_RAD = np.float32(np.pi / 90)  # degrees -> radians of twice the angle
+_LOG2_PER_DB = np.float32(np.log2(10.0) / 10)
+_EXP2_FLOOR = np.float32(-64.0)  # weights below 2**-64 of the brightest sample count as that
+_EXP2_SQUARINGS = 6  # 2**y = (2**(y / 64))**64, with y / 64 in [-1, 0] where the polynomial fits
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +68,46 @@ def _slope(x_step, values, n, weights):  # pragma: no cover - numba
     return slope / x_step, my - slope * mx
 
 
+@nb.njit(inline="always", fastmath=True)
+def _sin_half(x):  # pragma: no cover - numba
+    """sin(x) for |x| <= π/2."""
+    s = x * x
+    acc = np.float32(_SIN[-1])
+    for j in range(len(_SIN) - 2, -1, -1):
+        acc = acc * s + np.float32(_SIN[j])
+    return acc * x
+
+
+@nb.njit(inline="always", fastmath=True)
+def _sin_cos(x):  # pragma: no cover - numba
+    """(sin x, cos x) for |x| <= π, by folding onto [−π/2, π/2]."""
+    ax = abs(x)
+    folded = _PI - ax if ax > _HALF_PI else ax
+    sine = _sin_half(folded)
+    return (-sine if x < 0 else sine), _sin_half(_HALF_PI - ax)
+
+
+@nb.njit(inline="always", fastmath=True)
+def _exp2_nonpositive(y):  # pragma: no cover - numba
+    """2**y for y <= 0 (floored at 2**-64), relative error below 1e-6."""
+    u = max(y, _EXP2_FLOOR) * np.float32(1.0 / 64.0)
+    acc = np.float32(_EXP2[-1])
+    for j in range(len(_EXP2) - 2, -1, -1):
+        acc = acc * u + np.float32(_EXP2[j])
+    for _ in range(_EXP2_SQUARINGS):
+        acc = acc * acc
+    return acc
+
+
 @nb.njit(nogil=True, cache=True, fastmath=True)
 def _enface(dbi, r3d, o3d, surface, offset, length, opd_scale, axial_um, orientation, robust,
             aip, mip, ret, ori, biref):  # pragma: no cover - numba
-    """orientation: 0 weighted circular mean, 1 circular mean, 2 plain mean."""
+    """orientation: 0 weighted circular mean, 1 circular mean, 2 plain mean.
+
+    The weights I·|sin 2δ| are taken relative to the window's brightest sample (the mean angle
+    does not change with a common scale), so 10**(dB/10) becomes 2**y with y <= 0, which the
+    polynomial covers; sin and cos are polynomials too, so the window loop vectorises.
+    """
     rows, depth = dbi.shape
     opd = np.empty(length + 1, dtype=np.float64)
     weights = np.empty(length + 1, dtype=np.float64)
@@ -70,27 +116,32 @@ def _enface(dbi, r3d, o3d, surface, offset, length, opd_scale, axial_um, orienta
         z2 = min(depth - 1, z1 + length)
         n = z2 - z1 + 1
         s_dbi = 0.0
-        m_dbi = -np.inf
+        m_dbi = dbi[r, z1]
         s_ret = 0.0
-        s_cos = 0.0
-        s_sin = 0.0
         s_ori = 0.0
         for z in range(z1, z2 + 1):
             v = dbi[r, z]
             s_dbi += v
             m_dbi = max(m_dbi, v)
             s_ret += r3d[r, z]
-            angle = np.deg2rad(2.0 * o3d[r, z])
-            weight = 1.0
-            if orientation == 0:
-                weight = 10.0 ** (0.1 * v) * abs(np.sin(np.deg2rad(2.0 * r3d[r, z])))
-            s_cos += weight * np.cos(angle)
-            s_sin += weight * np.sin(angle)
             s_ori += o3d[r, z]
         aip[r] = s_dbi / n
         mip[r] = m_dbi
         ret[r] = s_ret / n
-        ori[r] = 0.5 * np.rad2deg(np.arctan2(s_sin, s_cos)) if orientation < 2 else s_ori / n
+        if orientation == 2:
+            ori[r] = s_ori / n
+        else:
+            s_cos = np.float32(0.0)
+            s_sin = np.float32(0.0)
+            for z in range(z1, z2 + 1):
+                weight = np.float32(1.0)
+                if orientation == 0:
+                    retardance = abs(r3d[r, z] * _DOUBLED_RAD - _HALF_PI)
+                    weight = _exp2_nonpositive((dbi[r, z] - m_dbi) * _LOG2_PER_DB) * _sin_half(_HALF_PI - retardance)
+                sine, cosine = _sin_cos(o3d[r, z] * _DOUBLED_RAD)
+                s_cos += weight * cosine
+                s_sin += weight * sine
+            ori[r] = 0.5 * np.rad2deg(np.arctan2(s_sin, s_cos))
         count = 0
         for z in range(z1, z2 + 1):
             if r3d[r, z] == 0:

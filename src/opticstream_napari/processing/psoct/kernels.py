@@ -22,62 +22,82 @@ _TINY = np.float32(np.finfo(np.float32).tiny)
 
 
 @nb.njit(nogil=True, cache=True, fastmath=True)
-def _resample_row(row, reverse, full_scale, seg_starts, seg_offsets, weight, pixels, dst):  # pragma: no cover
+def _resample_row(row, reverse, full_scale, seg_starts, seg_left, left, right, pixels, dst):  # pragma: no cover
     """One spectrum onto uniform k; returns how many raw samples are at or above ``full_scale``.
 
-    ``row`` is in storage order (reversed when ``reverse``); within a segment the left
-    neighbour of target k is pixel ``k + offset``, so the lerp reads contiguous memory.
+    ``row`` is in storage order (reversed when ``reverse``). Within segment s, target k reads
+    pixels ``seg_left[s] + (k - seg_starts[s])`` and the next one, weighted ``left[k]`` and
+    ``right[k]`` (the lerp weights times the window): contiguous, so it vectorises. Indices are
+    unsigned so numba emits no negative-index wraparound, which would block that.
     """
-    length = row.size
+    length = np.uint64(row.size)
+    one = np.uint64(1)
     saturated = 0
     if reverse:
+        last = length - one
         for p in range(length):
-            pixels[p] = np.float32(row[length - 1 - p])
+            pixels[p] = np.float32(row[last - p])
     else:
         for p in range(length):
             pixels[p] = np.float32(row[p])
     for p in range(length):
         saturated += row[p] >= full_scale
-    for s in range(seg_offsets.size):
-        d = seg_offsets[s]
-        for k in range(seg_starts[s], seg_starts[s + 1]):
-            lo = pixels[k + d]
-            dst[k] = lo + (pixels[k + d + 1] - lo) * weight[k]
+    for s in range(seg_left.size):
+        k0 = seg_starts[s]
+        p0 = seg_left[s]
+        for j in range(seg_starts[s + 1] - k0):
+            dst[k0 + j] = pixels[p0 + j] * left[k0 + j] + pixels[p0 + j + one] * right[k0 + j]
     return saturated
 
 
-@nb.njit(nogil=True, cache=True, fastmath=True)
+@nb.njit(nogil=True, cache=True)
 def prepare_spectra(
-    raw, stored_order, seg_starts, seg_offsets, weight, window, dc_rows, sample_rows, sample_pairs,
-    full_scale, guess, have_guess, out, saturated,
+    raw, stored_order, seg_starts, seg_left, left, right, dc_rows, sample_rows, sample_pairs, full_scale,
+    guess, have_guess, out, shift, saturated,
 ):  # pragma: no cover - numba
-    """raw (nb, 2, A, L) uint16 -> out (nb, 2, A, L) float32 on uniform k, DC removed, windowed.
+    """raw (nb, 2, A, L) uint16 -> out (nb, 2, A, L) float32 on uniform k, windowed; shift (nb, 2, L).
 
-    Per B-line and camera: resample onto uniform k, subtract the exact median over the
-    ``dc_rows`` A-lines (background and DC in one: the spec subtracts the mean over A-lines,
-    then the median of what is left, and mean + median(s - mean) = median(s)), multiply by
-    ``window``. Camera 2 is read reversed when ``stored_order`` (the instrument's layout).
-    ``guess``/``have_guess`` (2, L)/(2,) carry each camera's last median to seed the next
-    search; ``saturated[b, c]`` counts raw samples at or above ``full_scale``.
+    Per B-line and camera: resample onto uniform k (times the window), and take the exact
+    median over the ``dc_rows`` A-lines as ``shift``, which the caller subtracts chunk by chunk
+    right before the FFT (:func:`subtract_rows`). The spec subtracts the mean over A-lines
+    (background) and then the median of what is left (DC); mean + median(s - mean) = median(s),
+    so one median does both. Camera 2 is read
+    reversed when ``stored_order`` (the instrument's layout). ``guess``/``have_guess`` (2, L)/(2,)
+    carry each camera's last median to seed the next search; ``saturated[b, c]`` counts raw
+    samples at or above ``full_scale``.
     """
     nblines, _, alines, length = raw.shape
     pixels = np.empty(length, dtype=np.float32)
-    shift = np.empty(length, dtype=np.float32)
     for b in range(nblines):
         for c in range(2):
             reverse = stored_order and c == 1
             count = 0
             for a in range(alines):
-                count += _resample_row(raw[b, c, a], reverse, full_scale, seg_starts[c], seg_offsets[c],
-                                       weight[c], pixels, out[b, c, a])
+                count += _resample_row(raw[b, c, a], reverse, full_scale, seg_starts[c], seg_left[c],
+                                       left[c], right[c], pixels, out[b, c, a])
             saturated[b, c] = count
-            column_median(out[b, c], dc_rows, sample_rows, sample_pairs, guess[c], have_guess[c], shift)
-            guess[c, :] = shift
+            column_median(out[b, c], dc_rows, sample_rows, sample_pairs, guess[c], have_guess[c], shift[b, c])
+            guess[c, :] = shift[b, c]
             have_guess[c] = True
-            for a in range(alines):
-                dst = out[b, c, a]
-                for k in range(length):
-                    dst[k] = (dst[k] - shift[k]) * window[k]
+
+
+@nb.njit(nogil=True, cache=True, fastmath=True)
+def subtract_rows(rows, shift):  # pragma: no cover - numba
+    """rows[a, k] -= shift[k], in place."""
+    for a in range(rows.shape[0]):
+        row = rows[a]
+        for k in range(shift.size):
+            row[k] -= shift[k]
+
+
+@nb.njit(nogil=True, cache=True, fastmath=True)
+def subtract_rotate_rows(rows, shift, phasor, out):  # pragma: no cover - numba
+    """out[a, k] = (rows[a, k] - shift[k]) * phasor[k]: DC removal and dispersion compensation."""
+    for a in range(rows.shape[0]):
+        row = rows[a]
+        dst = out[a]
+        for k in range(shift.size):
+            dst[k] = (row[k] - shift[k]) * phasor[k]
 
 
 @nb.njit(inline="always", fastmath=True)
@@ -120,11 +140,11 @@ def _log2_rows(values, bits, out):  # pragma: no cover - numba
 
 @nb.njit(nogil=True, cache=True, fastmath=True)
 def spectra_to_volumes(
-    j1, j2, first_bin, two_offset, flip_phase, dbi, r3d, o3d, power, bits
+    j1, j2, first_bin, two_offset, flip_phase, reverse_z, dbi, r3d, o3d, power, bits
 ):  # pragma: no cover - numba
     """Depth bins ``first_bin..`` of the two cameras' spectra -> dBI (dB), R3D and O3D (degrees).
 
-    j1, j2: (rows, bins) complex64 FFT outputs; dbi, r3d, o3d: (rows, depth) float32.
+    j1, j2: (rows, bins) complex64 FFT outputs; dbi, r3d, o3d: (rows, depth) float32, depth reversed when ``reverse_z``.
     O3D is half the wrapped phase difference arg(J1·conj J2) (+2·offset), so it is
     180°-periodic in [-90°, 90°].
     """
@@ -159,3 +179,6 @@ def spectra_to_volumes(
         _log2_rows(p, bits[:depth], dbi[r])
         for z in range(depth):
             dbi[r, z] *= _DB_PER_LOG2
+        if reverse_z:
+            for volume in (dbi, r3d, o3d):
+                volume[r] = volume[r, ::-1].copy()

@@ -83,8 +83,10 @@ class SpectralReconstructor:
                 f"{length // 2} positive-depth bins of a {length}-sample spectrum"
             )
         self.index, self.weight = calibration.resampling()
-        self.seg_starts, self.seg_offsets = _segments(self.index)
-        self.window = _window(params.window, length)
+        self.seg_starts, self.seg_left = _segments(self.index)
+        window = _window(params.window, length)
+        self.left = ((1 - self.weight) * window).astype(np.float32)
+        self.right = (self.weight * window).astype(np.float32)
         self.phasor = _dispersion_phasor(dispersion, length)
         lines = params.dc_median_lines
         count = alines if lines is None else min(alines, lines)
@@ -108,22 +110,29 @@ class SpectralReconstructor:
 
     def _prepare(
         self, raw: npt.NDArray[np.uint16], stored_order: bool, full_scale: int
-    ) -> tuple[Float32Array, npt.NDArray[np.int64]]:
-        """Resampled, DC-free, windowed spectra of a block and its saturated-sample counts (B, 2)."""
+    ) -> tuple[Float32Array, Float32Array, npt.NDArray[np.int64]]:
+        """Resampled windowed spectra (B, 2, A, L), each B-line's DC (B, 2, L) and the
+        saturated-sample counts (B, 2) of a block."""
         self.check_block(raw)
-        prepared = self._scratch("prepared", (raw.shape[0], 2, self.alines, self.length), np.float32)
+        nblines = raw.shape[0]
+        prepared = self._scratch("prepared", (nblines, 2, self.alines, self.length), np.float32)
+        shift = self._scratch("shift", (nblines, 2, self.length), np.float32)
         seeds = self._local.__dict__.get("seeds")
         if seeds is None:
             seeds = self._local.seeds = (np.zeros((2, self.length), np.float32), np.zeros(2, np.bool_))
-        saturated = np.zeros((raw.shape[0], 2), dtype=np.int64)
+        saturated = np.zeros((nblines, 2), dtype=np.int64)
         kernels.prepare_spectra(
-            raw, stored_order, self.seg_starts, self.seg_offsets, self.weight, self.window, self.dc_rows,
-            self.sample_rows, SAMPLE_PAIRS, full_scale, *seeds, prepared, saturated,
+            raw, stored_order, self.seg_starts, self.seg_left, self.left, self.right, self.dc_rows,
+            self.sample_rows, SAMPLE_PAIRS, full_scale, *seeds, prepared, shift, saturated,
         )
-        return prepared, saturated
+        return prepared, shift, saturated
 
-    def _chunks(self, prepared: Float32Array):
-        """Yield (b, a0, a1, spectrum camera 1, spectrum camera 2) over L2-sized chunks."""
+    def _chunks(self, prepared: Float32Array, shift: Float32Array):
+        """Yield (b, a0, a1, spectra of camera 1, of camera 2) over L2-sized chunks of A-lines.
+
+        The DC is subtracted (and the dispersion phase applied) chunk by chunk, just before the
+        FFT reads the chunk, so it costs no extra pass over the block in memory.
+        """
         spectra = self._scratch("spectra", (2, CHUNK_ALINES, self.bins), np.complex64)
         staging = None
         if self.phasor is not None:
@@ -135,8 +144,10 @@ class SpectralReconstructor:
                 plan = k_transform(rows, self.length, complex_input=staging is not None)
                 for camera in range(2):
                     source = prepared[b, camera, a0:a1]
-                    if staging is not None:
-                        np.multiply(source, self.phasor, out=staging[:rows])
+                    if staging is None:
+                        kernels.subtract_rows(source, shift[b, camera])
+                    else:
+                        kernels.subtract_rotate_rows(source, shift[b, camera], self.phasor, staging[:rows])
                         source = staging[:rows]
                     plan(source, spectra[camera, :rows])
                 yield b, a0, a1, spectra[0, :rows], spectra[1, :rows]
@@ -144,17 +155,18 @@ class SpectralReconstructor:
     def complex(
         self, raw: npt.NDArray[np.uint16], *, stored_order: bool = False
     ) -> tuple[npt.NDArray[np.complex64], ...]:
-        """J1, J2 of a block: (B-lines, A-lines, depth) complex64 each."""
+        """J1, J2 of a block: (B-lines, A-lines, depth) complex64 each, shallowest first.
+
+        ``flip_z`` applies to volumes (:func:`complex_to_volumes` honours it), not to J.
+        """
         shape = (raw.shape[0], self.alines, self.depth)
         j1 = np.empty(shape, dtype=np.complex64)
         j2 = np.empty(shape, dtype=np.complex64)
         cut = self.params.autocorr_cut
-        prepared, _ = self._prepare(raw, stored_order, FULL_SCALE_16BIT)
-        for b, a0, a1, s1, s2 in self._chunks(prepared):
+        prepared, shift, _ = self._prepare(raw, stored_order, FULL_SCALE_16BIT)
+        for b, a0, a1, s1, s2 in self._chunks(prepared, shift):
             j1[b, a0:a1] = s1[:, cut:cut + self.depth]
             j2[b, a0:a1] = s2[:, cut:cut + self.depth]
-        if not self.params.flip_z:
-            return j1[..., ::-1], j2[..., ::-1]
         return j1, j2
 
     def volumes(
@@ -176,38 +188,38 @@ class SpectralReconstructor:
             out = Volumes(*(np.empty(shape, dtype=np.float32) for _ in range(3)))
         power = self._scratch("power", (self.depth,), np.float32)
         bits = self._scratch("bits", (self.depth,), np.int32)
-        prepared, counts = self._prepare(raw, stored_order, full_scale)
+        prepared, shift, counts = self._prepare(raw, stored_order, full_scale)
         if saturated is not None:
             saturated[:] = counts
-        for b, a0, a1, s1, s2 in self._chunks(prepared):
+        p = self.params
+        for b, a0, a1, s1, s2 in self._chunks(prepared, shift):
             kernels.spectra_to_volumes(
-                s1, s2, self.params.autocorr_cut, self.two_offset, self.params.flip_phase,
+                s1, s2, p.autocorr_cut, self.two_offset, p.flip_phase, not p.flip_z,
                 out.dbi[b, a0:a1], out.r3d[b, a0:a1], out.o3d[b, a0:a1], power, bits,
             )
-        if not self.params.flip_z:
-            return Volumes(out.dbi[..., ::-1], out.r3d[..., ::-1], out.o3d[..., ::-1])
         return out
 
 
-def _segments(index: npt.NDArray[np.int32]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Runs of target samples whose left neighbour is pixel ``k + offset``, per camera.
+def _segments(index: npt.NDArray[np.int32]) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+    """Runs of target samples whose left neighbours are consecutive pixels, per camera.
 
-    Returns starts (2, S + 1) and offsets (2, S); a camera with fewer runs is padded with
-    empty ones at the end, so the resampling loops read contiguous pixels without a gather.
+    Returns starts (2, S + 1) and the left pixel of each run's first sample (2, S); a camera
+    with fewer runs is padded with empty ones, so resampling reads contiguous pixels, no gather.
     """
     length = index.shape[1]
     runs = []
     for camera in range(2):
-        offset = index[camera].astype(np.int64) - np.arange(length)
-        starts = np.flatnonzero(np.diff(offset)) + 1
-        runs.append((np.concatenate([[0], starts, [length]]), offset[np.concatenate([[0], starts])]))
-    count = max(offsets.size for _, offsets in runs)
-    starts = np.full((2, count + 1), length, dtype=np.int64)
-    offsets = np.zeros((2, count), dtype=np.int64)
+        left = index[camera].astype(np.int64)
+        starts = np.flatnonzero(np.diff(left - np.arange(length))) + 1
+        first = np.concatenate([[0], starts])
+        runs.append((np.concatenate([first, [length]]), left[first]))
+    count = max(lefts.size for _, lefts in runs)
+    starts = np.full((2, count + 1), length, dtype=np.uint64)
+    lefts = np.zeros((2, count), dtype=np.uint64)
     for camera, (bounds, values) in enumerate(runs):
         starts[camera, : bounds.size] = bounds
-        offsets[camera, : values.size] = values
-    return starts, offsets
+        lefts[camera, : values.size] = values
+    return starts, lefts
 
 
 def _window(kind: str, length: int) -> Float32Array:

@@ -32,23 +32,44 @@ def step_filter(sigma: float = SIGMA, half: int = STEP_HALF) -> tuple[npt.NDArra
     return combined.astype(np.float32), radius + half
 
 
+TAP_GROUP = 5
+MAX_LANES = 8
+
+
+@nb.njit(inline="always", fastmath=True)
+def _maximum(values, lanes):  # pragma: no cover - numba
+    """Maximum of a non-empty array through ``MAX_LANES`` running maxima, which vectorise."""
+    lanes[:] = values[0]
+    full = values.size - values.size % MAX_LANES
+    for s0 in range(0, full, MAX_LANES):
+        for j in range(MAX_LANES):
+            lanes[j] = max(lanes[j], values[s0 + j])
+    best = lanes.max()
+    for s in range(full, values.size):
+        best = max(best, values[s])
+    return best
+
+
 @nb.njit(nogil=True, cache=True, fastmath=True)
-def _gradient_surface(dbi, kernel, lead, floor, min_samples, out):  # pragma: no cover - numba
-    """Tap-major FIR (each tap a contiguous multiply-add over all positions) then argmax.
+def _gradient_surface(dbi, grouped, taps, lead, floor, min_samples, out):  # pragma: no cover - numba
+    """FIR over the first ``n`` samples above the floor, then the first index of the maximum.
 
     The profile is extended upwards by ``lead`` copies of its first sample (air), so a surface
-    shallower than the filter's half-length is still found.
+    shallower than the filter's half-length is still found. ``grouped`` is the kernel in rows of
+    ``TAP_GROUP`` taps (zero-padded): each sweep over the positions adds five taps, so the
+    response is loaded and stored once per five multiply-adds. The maximum is found with a
+    vectorised max and then a search for its first position (a running argmax does not vectorise).
     """
     rows, depth = dbi.shape
-    taps = kernel.size
-    padded = np.empty(depth + lead, dtype=np.float32)
+    groups = grouped.shape[0]
+    padded = np.zeros(depth + lead + groups * TAP_GROUP, dtype=np.float32)
     response = np.empty(depth + lead, dtype=np.float32)
+    lanes = np.empty(MAX_LANES, dtype=np.float32)
     for r in range(rows):
         profile = dbi[r]
         n = 0
         for z in range(depth):
-            if profile[z] > floor:
-                n += 1
+            n += profile[z] > floor
         if n <= min_samples or n + lead < taps:
             out[r] = 0
             continue
@@ -56,25 +77,35 @@ def _gradient_surface(dbi, kernel, lead, floor, min_samples, out):  # pragma: no
         padded[lead:lead + n] = profile[:n]
         positions = n + lead - taps + 1
         response[:positions] = 0.0
-        for t in range(taps):
-            weight = kernel[t]
-            for start in range(positions):
-                response[start] += weight * padded[start + t]
+        for g in range(groups):
+            w0 = grouped[g, 0]
+            w1 = grouped[g, 1]
+            w2 = grouped[g, 2]
+            w3 = grouped[g, 3]
+            w4 = grouped[g, 4]
+            t = g * TAP_GROUP
+            for s in range(positions):
+                q = s + t
+                response[s] += (w0 * padded[q] + w1 * padded[q + 1] + w2 * padded[q + 2]
+                                + w3 * padded[q + 3] + w4 * padded[q + 4])
+        best = _maximum(response[:positions], lanes)
         best_at = 0
-        best = response[0]
-        for start in range(1, positions):
-            if response[start] > best:
-                best = response[start]
-                best_at = start
+        for s in range(positions):
+            if response[s] == best:
+                best_at = s
+                break
         out[r] = best_at
 
 
 def gradient_surface(dbi: npt.NDArray[np.float32]) -> npt.NDArray[np.int32]:
     """Raw surface per A-line of a (..., depth) dBI array, before the 3×3 median filter."""
     kernel, lead = step_filter()
+    grouped = np.zeros(-(-kernel.size // TAP_GROUP) * TAP_GROUP, dtype=np.float32)
+    grouped[: kernel.size] = kernel
     flat = np.ascontiguousarray(dbi).reshape(-1, dbi.shape[-1])
     out = np.empty(flat.shape[0], dtype=np.int32)
-    _gradient_surface(flat, kernel, lead, np.float32(SIGNAL_FLOOR_DB), MIN_SIGNAL_SAMPLES, out)
+    _gradient_surface(flat, grouped.reshape(-1, TAP_GROUP), kernel.size, lead, np.float32(SIGNAL_FLOOR_DB),
+                      MIN_SIGNAL_SAMPLES, out)
     return out.reshape(dbi.shape[:-1])
 
 
