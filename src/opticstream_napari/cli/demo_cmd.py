@@ -1,7 +1,7 @@
 """`opticstream demo`: the main job on embedded defaults, with a live simulated acquisition.
 
 With a display it opens napari with the OpticStream dock widget; ``--headless`` runs the same
-acquisition and processing in the terminal for machines without one.
+simulated acquisition in the terminal for machines without one.
 """
 
 from __future__ import annotations
