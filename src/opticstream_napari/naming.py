@@ -6,6 +6,7 @@ Folder layout of a PS-OCT project::
     <project_base>/tile_info_<acq>.yaml   focus-<bucket>.nii
     <project_base>/slice-SS/processed/    per-tile NIfTI outputs
     <project_base>/slice-SS/stitched/     mosaics (.ome.zarr, .nii.gz, .jpg), masks, coordinates
+    <project_base>/slice-SS/stitched/live/  live previews (.ome.zarr) of mosaics still growing
 """
 
 from __future__ import annotations
@@ -225,8 +226,12 @@ def parse_psoct_macaque_tile(name: str, tiles_per_mosaic: int) -> PSOCTRawTile:
 
 PROCESSED_FOLDER = "processed"
 STITCHED_FOLDER = "stitched"
+LIVE_FOLDER = "live"  # under stitched/: mosaics growing tile by tile while a mosaic is acquired
 FOCUS_FOLDER = "focus_finding"
 GROUND_TRUTH_FOLDER = "ground_truth"
+LOG_FOLDER = "logs"
+LOG_FILE = "opticstream.log"
+FFTW_WISDOM_FILE = "fftw-wisdom.json"  # FFT plans shared by every process of a project (engine.plans)
 CALIBRATION_FILE = "wave-pixel.mat"
 DISPERSION_FILE = "dispersion.dat"
 

@@ -14,6 +14,7 @@ def test_headless_demo_simulates_the_acquisition(tmp_path: Path, capsys) -> None
     assert code == 0
     out = capsys.readouterr().out
     assert "scan config" in out and "acquired raw/mosaic_001_image_0001" in out
+    assert "every slice is processed" in out
     tiles = [p for p in (tmp_path / "raw").iterdir() if p.suffix in (".nii", ".raw")]
     assert tiles and all(naming.parse_psoct_raw_tile(p.name).mosaic in (1, 2) for p in tiles)
 

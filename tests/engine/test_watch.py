@@ -94,3 +94,29 @@ def test_watcher_waits_for_a_growing_file(tmp_path: Path) -> None:
 def test_watcher_needs_an_existing_folder(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         FolderWatcher(tmp_path / "missing", dict)
+
+
+def test_a_candidate_may_need_longer_to_settle() -> None:
+    clock = FakeClock()
+    tracker = StabilityTracker(1, clock)
+    growing = Candidate("a", (Path("a"),), (("f", 1, 0),), settle_seconds=10)
+    assert tracker.observe({"a": growing}) == []
+    clock.now = 5
+    assert tracker.observe({"a": growing}) == []
+    clock.now = 10
+    assert tracker.observe({"a": growing}) == [growing]
+
+
+def test_polls_are_due_by_interval_or_after_a_notification(tmp_path: Path) -> None:
+    clock = FakeClock()
+    scans = []
+    watcher = FolderWatcher(tmp_path, lambda: scans.append(clock.now) or {}, stability_seconds=1,
+                            poll_interval=5, notifications=False, clock=clock)
+    watcher.poll_if_due()
+    clock.now = 4
+    watcher.poll_if_due()
+    assert scans == [0] and watcher.seconds_until_due() == 1
+    watcher.wake()
+    assert watcher.seconds_until_due() == 0
+    watcher.poll_if_due()
+    assert scans == [0, 4] and watcher.seconds_until_due() == 5

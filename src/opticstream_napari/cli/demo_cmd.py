@@ -1,7 +1,8 @@
 """`opticstream demo`: the main job on embedded defaults, with a live simulated acquisition.
 
 With a display it opens napari with the OpticStream dock widget; ``--headless`` runs the same
-simulated acquisition in the terminal for machines without one.
+acquisition and the engine on it in the terminal, printing progress, and exits once every node
+of the simulated slices is complete.
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ import os
 import tempfile
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opticstream_napari.cli.main import EXIT_USAGE, CommandError
 from opticstream_napari.cli.simulate_cmd import SimulatedRun, iter_acquisition, prepare_run
 from opticstream_napari.simulate.live import Pace
+
+if TYPE_CHECKING:
+    from opticstream_napari.engine.runner import RunReport
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,26 +69,64 @@ def _simulate(run: SimulatedRun, slices: int, pace: Pace, stop: threading.Event)
 def _run_headless(
     run: SimulatedRun, slices: int, pace: Pace, stop: threading.Event, quit_after: float | None
 ) -> int:
-    thread = _simulate(run, slices, pace, stop)
-    thread.join(quit_after)
-    stop.set()
-    thread.join()
+    """Simulate and process at once; exit when every node of the simulated slices is complete."""
+    from opticstream_napari.cli.engine_cmd import EXIT_UNITS_FAILED, log_to_file
+
+    with log_to_file(run.config):
+        report = _process_live(run, slices, pace, stop, quit_after)
+    if report.failed:
+        return EXIT_UNITS_FAILED
+    print("stopped before the acquisition was processed" if report.stopped else "every slice is processed")
     return 0
+
+
+def _process_live(
+    run: SimulatedRun, slices: int, pace: Pace, stop: threading.Event, quit_after: float | None
+) -> RunReport:
+    from opticstream_napari.cli.progress import ProgressLine
+    from opticstream_napari.engine.executors import LocalExecutor
+    from opticstream_napari.engine.runner import Engine, Until
+    from opticstream_napari.state.service import StateService
+
+    state = StateService.for_config(run.config)
+    executor = LocalExecutor()
+    thread = _simulate(run, slices, pace, stop)
+    try:
+        engine = Engine(run.config, run.raw_folder, state, executor, stability_seconds=0.5, poll_interval=0.2,
+                        incomplete_grace=30.0)
+        progress = ProgressLine("demo")
+        engine.add_listener(progress)
+        if quit_after is not None:
+            timer = threading.Timer(quit_after, engine.stop)
+            timer.daemon = True
+            timer.start()
+        report = engine.run(until=Until.COMPLETE, slices=slices)
+        progress.finish()
+    finally:
+        stop.set()
+        thread.join()
+        executor.close()
+        state.close()
+    return report
 
 
 def _run_gui(
     run: SimulatedRun, slices: int, pace: Pace, stop: threading.Event, quit_after: float | None
 ) -> int:
+    """napari with the dock widget processing the acquisition as it is written (short watcher delays)."""
     import napari
     from qtpy.QtCore import QTimer
 
     from opticstream_napari._qt.main_widget import OpticStreamWidget
+    from opticstream_napari.viewer_link import EngineOptions
 
     viewer = napari.Viewer(title="OpticStream demo")
     widget = OpticStreamWidget(viewer)
     viewer.window.add_dock_widget(widget, name="OpticStream", area="right")
+    widget.link.options = EngineOptions(stability_seconds=0.5, poll_interval=0.2, incomplete_grace=30.0)
     widget.config_panel.load(run.config_path)
     thread = _simulate(run, slices, pace, stop)
+    widget.start(run.raw_folder, remember=False)
     if quit_after is not None:
         QTimer.singleShot(int(quit_after * 1000), viewer.close)
     napari.run()

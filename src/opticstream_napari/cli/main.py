@@ -14,7 +14,11 @@ COMMAND_MODULES = (
     "opticstream_napari.cli.simulate_cmd",
     "opticstream_napari.cli.demo_cmd",
     "opticstream_napari.cli.state_cmd",
+    "opticstream_napari.cli.engine_cmd",
 )
+
+# Libraries whose INFO messages are noise to an operator (alembic logs while it is imported).
+QUIET_LOGGERS = ("alembic", "distributed", "tornado", "bokeh", "numba")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -49,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         return int(args.handler(args) or EXIT_OK)
     except CommandError as error:

@@ -13,11 +13,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+# watchdog's inotify observer re-adds the watch of a subfolder created inside a recursive watch and
+# warns that it overwrites its own callback; the watch stays correct, so the warning is noise.
+warnings.filterwarnings("ignore", "Callback with id", RuntimeWarning, "watchdog.observers.inotify")
 
 Fingerprint = tuple[tuple[str, int, int], ...]
 
@@ -30,6 +34,12 @@ class Candidate:
     paths: tuple[Path, ...]
     fingerprint: Fingerprint = field(compare=False)
     settle_seconds: float | None = field(default=None, compare=False)
+    folder: Path | None = field(default=None, compare=False)
+
+    @property
+    def source(self) -> Path:
+        """What the work reads: the folder of a multi-file unit (an LSM strip), else its one file."""
+        return self.folder if self.folder is not None else self.paths[0]
 
 
 def fingerprint(root: Path, paths: tuple[Path, ...]) -> Fingerprint | None:
@@ -102,8 +112,12 @@ class FolderWatcher:
     """Stable candidates of one folder: poll it yourself, or iterate :meth:`run` until ``stop``.
 
     ``wake`` is set by filesystem notifications; a caller that also waits for other things
-    (the engine waits for results too) passes its own event and waits on it.
+    (the engine waits for results too) passes its own event, waits on it, and calls
+    :meth:`poll_if_due`, which scans the folder only when a notification came or the poll
+    interval (shorter while candidates settle) has passed.
     """
+
+    MIN_GAP = 0.25  # seconds between scans however many notifications arrive (at most the poll interval)
 
     def __init__(
         self,
@@ -125,6 +139,9 @@ class FolderWatcher:
         self.wake_event = wake or threading.Event()
         self._notifications = notifications
         self._observer: object | None = None
+        self._clock = clock
+        self._changed = True
+        self._last = -float("inf")
 
     def __enter__(self) -> FolderWatcher:
         if self._notifications:
@@ -139,7 +156,17 @@ class FolderWatcher:
 
     def poll(self) -> list[Candidate]:
         """One round: rediscover candidates and return those that became stable."""
+        self._changed = False
+        self._last = self._clock()
         return self.tracker.observe(self.discover())
+
+    def poll_if_due(self) -> list[Candidate]:
+        return self.poll() if self.seconds_until_due() <= 0 else []
+
+    def seconds_until_due(self) -> float:
+        """How long until :meth:`poll_if_due` scans again (0: now)."""
+        gap = min(self.MIN_GAP, self.poll_interval) if self._changed else self.next_wait()
+        return max(0.0, self._last + gap - self._clock())
 
     def next_wait(self) -> float:
         """Seconds until another poll can change anything: shorter while candidates settle."""
@@ -155,6 +182,7 @@ class FolderWatcher:
                 self.wake_event.clear()
 
     def wake(self) -> None:
+        self._changed = True
         self.wake_event.set()
 
     def _start_notifications(self) -> object | None:

@@ -174,8 +174,14 @@ def _held(state: StateService, held: Claim) -> Iterator[NodeHandle]:
         yield node
 
 
-def complete(state: StateService, held: Claim, extra: dict[str, Any] | None = None) -> None:
+def complete(
+    state: StateService, held: Claim, extra: dict[str, Any] | None = None, *, flags: tuple[str, ...] = ()
+) -> None:
+    """Mark the unit completed, raising ``flags`` (e.g. a strip's ``compressed``) in the same
+    transaction, so no crash can leave a completed unit without its milestone."""
     with _held(state, held) as node:
+        for flag in flags:
+            node.set_flag(flag)
         node.mark_completed(extra)
 
 

@@ -1,0 +1,280 @@
+"""Benchmark of the GUI's event loop while the engine processes a live simulated acquisition.
+
+Runs what ``opticstream demo`` runs (napari, the OpticStream dock widget, the simulator writing
+raw tiles at a pace, the engine processing them and mosaics growing as layers) and measures the
+event loop with a 10 ms QTimer: each gap between two of its timeouts beyond 10 ms is time the
+loop could not serve events (a stall). Prints the longest stall, the 99th percentile and the
+largest stalls with what the run was doing then. The goal is no stall above 100 ms.
+
+``--cancel-after`` stops the run that many seconds after processing starts (tiles still in
+flight) and reports how long the engine took to stop.
+
+Needs a display; without DISPLAY it starts Xvfb itself (pyvirtualdisplay, from pytest-xvfb).
+Never use QT_QPA_PLATFORM=offscreen: napari cannot draw there. Run, for example::
+
+    .venv/bin/python benchmarks/bench_gui_responsiveness.py --size demo --slices 2 --pace 0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from _machine import machine_line
+
+TIMER_MS = 10
+GOAL_MS = 100.0
+
+
+@dataclass
+class Result:
+    size: str
+    slices: int
+    pace: float
+    seconds: float = 0.0
+    samples: int = 0
+    longest_stall_ms: float = 0.0
+    p99_stall_ms: float = 0.0
+    p95_stall_ms: float = 0.0
+    median_stall_ms: float = 0.0
+    stalls_over_goal: int = 0
+    steady_longest_ms: float = 0.0
+    steady_p99_ms: float = 0.0
+    steady_over_goal: int = 0
+    layer_creations: int = 0
+    worst: list[dict[str, Any]] = field(default_factory=list)
+    layers: int = 0
+    completed_units: int = 0
+    cancel_ms: float | None = None
+    slots_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    machine: str = ""
+
+
+class StallMeter:
+    """A 10 ms QTimer; a gap longer than its interval is time the event loop was busy elsewhere."""
+
+    def __init__(self, phase: list[str]) -> None:
+        from qtpy.QtCore import QTimer
+
+        self.gaps: list[tuple[float, float, str]] = []  # (at seconds, stall ms, phase)
+        self.spans: list[tuple[float, float]] = []  # perf_counter interval of each gap
+        self._phase = phase
+        self._start = self._last = time.perf_counter()
+        self._timer = QTimer()
+        self._timer.setInterval(TIMER_MS)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start()
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        stall = max(0.0, (now - self._last) * 1000 - TIMER_MS)
+        self.gaps.append((now - self._start, stall, self._phase[0]))
+        self.spans.append((self._last, now))
+        self._last = now
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+
+SLOTS = {  # the widget's own work on the GUI thread, timed separately from napari's
+    "ViewerLink._tick": "drain engine messages, add or update layers, refresh",
+    "ViewerLink._apply": "add one layer or give it new data (napari's add_layer or data setter)",
+    "ViewerLink._on_state": "merge summaries, notify",
+    "OpticStreamWidget._on_state": "update the state table",
+}
+NEW_LAYER = "ViewerLink._apply: new layer"
+NEW_DATA = "ViewerLink._apply: new data"
+
+
+def time_slots(timings: dict[str, list[float]], creations: list[tuple[float, float]]) -> None:
+    """Wrap the widget's GUI-thread slots (before any instance exists) to record their durations,
+    and when each new layer was being created (``creations``: perf_counter intervals)."""
+    from opticstream_napari._qt.main_widget import OpticStreamWidget
+    from opticstream_napari.viewer_link import ViewerLink
+
+    classes = {"ViewerLink": ViewerLink, "OpticStreamWidget": OpticStreamWidget}
+    for qualified in SLOTS:
+        owner, name = qualified.split(".")
+        cls = classes[owner]
+        original = getattr(cls, name)
+        bucket = timings.setdefault(qualified, [])
+
+        def timed(self: Any, *args: Any, _original: Any = original, _bucket: list[float] = bucket,
+                  _name: str = qualified) -> Any:
+            split = None
+            if _name == "ViewerLink._apply":
+                split = NEW_DATA if self._present(args[0].key) else NEW_LAYER
+            began = time.perf_counter()
+            try:
+                return _original(self, *args)
+            finally:
+                ended = time.perf_counter()
+                _bucket.append((ended - began) * 1000)
+                if split is not None:
+                    timings.setdefault(split, []).append((ended - began) * 1000)
+                if split == NEW_LAYER:
+                    creations.append((began, ended))
+
+        setattr(cls, name, timed)
+
+
+@contextmanager
+def display() -> Iterator[None]:
+    """The session's X server, or a private Xvfb when there is none."""
+    if os.environ.get("DISPLAY"):
+        yield
+        return
+    from pyvirtualdisplay import Display
+
+    with Display(backend="xvfb", size=(1600, 1000)):
+        yield
+
+
+def run(args: argparse.Namespace) -> Result:
+    import napari
+    from qtpy.QtCore import QEventLoop, QTimer
+
+    from opticstream_napari._qt.main_widget import OpticStreamWidget
+    from opticstream_napari.cli.simulate_cmd import iter_acquisition, prepare_run
+    from opticstream_napari.simulate.live import Pace
+    from opticstream_napari.viewer_link import EngineOptions, Lifecycle
+
+    timings: dict[str, list[float]] = {}
+    creations: list[tuple[float, float]] = []
+    time_slots(timings, creations)
+    root = args.output or Path(tempfile.mkdtemp(prefix="opticstream-bench-gui-"))
+    acquisition = prepare_run(root, "psoct", args.size)
+    viewer = napari.Viewer(title="OpticStream GUI benchmark")
+    viewer.window.resize(1500, 950)
+    widget = OpticStreamWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="OpticStream", area="right")
+    widget.link.options = EngineOptions(stability_seconds=0.5, poll_interval=0.2, incomplete_grace=30.0)
+    widget.config_panel.load(acquisition.config_path)
+    phase = ["starting"]
+    stop = threading.Event()
+
+    def acquire() -> None:
+        for _ in iter_acquisition(acquisition, slices=args.slices, seed=0, pace=Pace(args.pace, 4), stop=stop):
+            pass
+
+    simulator = threading.Thread(target=acquire, name="bench-simulator", daemon=True)
+    meter = StallMeter(phase)
+    result = Result(args.size, args.slices, args.pace, machine=machine_line())
+    loop = QEventLoop()
+    started = time.perf_counter()
+    asked: list[float] = []
+
+    def check() -> None:
+        """Every 100 ms: note what the run is doing, and end it when done (or cancel it)."""
+        summaries = widget.link.summaries
+        tiles = sum(s.done("tile") for s in summaries.values())
+        phase[0] = f"{len(viewer.layers)} layers, {tiles} tiles done"
+        now = time.perf_counter()
+        if asked:
+            if not widget.link.running:
+                result.cancel_ms = (now - asked[0]) * 1000
+                loop.quit()
+            return
+        if args.cancel_after and now - started >= args.cancel_after:
+            asked.append(now)
+            widget.link.stop()
+            return
+        complete = len(summaries) >= args.slices and all(
+            s.counts["slice"][Lifecycle.COMPLETED] == 1 for s in summaries.values())
+        if (complete and not widget.link.busy) or now - started > args.timeout:
+            loop.quit()
+
+    checker = QTimer()
+    checker.setInterval(100)
+    checker.timeout.connect(check)
+    checker.start()
+    simulator.start()
+    widget.start(acquisition.raw_folder, remember=False)
+    loop.exec()
+    checker.stop()
+    result.seconds = time.perf_counter() - started
+    meter.stop()
+    stop.set()
+    result.layers = len(viewer.layers)
+    result.completed_units = sum(s.done("tile") for s in widget.link.summaries.values())
+    viewer.close()
+    simulator.join()
+    stalls = [gap for _, gap, _ in meter.gaps]
+    result.samples = len(stalls)
+    result.longest_stall_ms = max(stalls)
+    result.p99_stall_ms = _percentile(stalls, 0.99)
+    result.p95_stall_ms = _percentile(stalls, 0.95)
+    result.median_stall_ms = statistics.median(stalls)
+    result.stalls_over_goal = sum(1 for s in stalls if s > GOAL_MS)
+    steady = [gap for gap, (a, b) in zip(stalls, meter.spans, strict=True)
+              if not any(a < end and start < b for start, end in creations)]
+    result.layer_creations = len(creations)
+    result.steady_longest_ms = max(steady)
+    result.steady_p99_ms = _percentile(steady, 0.99)
+    result.steady_over_goal = sum(1 for s in steady if s > GOAL_MS)
+    worst = sorted(meter.gaps, key=lambda g: g[1], reverse=True)[: args.worst]
+    result.worst = [{"at_s": round(at, 2), "stall_ms": round(ms, 1), "during": what} for at, ms, what in worst]
+    result.slots_ms = {
+        name: {"calls": len(values), "max": round(max(values), 1), "p99": round(_percentile(values, 0.99), 1)}
+        for name, values in timings.items() if values
+    }
+    return result
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[int(q * (len(ordered) - 1))]
+
+
+def report(result: Result) -> None:
+    print(result.machine)
+    print(f"run: {result.size} preset, {result.slices} slice(s), pace {result.pace} s per raw file, "
+          f"{result.seconds:.1f} s, {result.completed_units} tiles completed, {result.layers} layers")
+    print(f"event-loop samples: {result.samples} (QTimer every {TIMER_MS} ms)")
+    print(f"stall: longest {result.longest_stall_ms:.1f} ms, p99 {result.p99_stall_ms:.1f} ms, "
+          f"p95 {result.p95_stall_ms:.1f} ms, median {result.median_stall_ms:.1f} ms; "
+          f"{result.stalls_over_goal} above {GOAL_MS:.0f} ms")
+    print(f"without the {result.layer_creations} gaps in which napari created a layer (once per layer role, "
+          f"not per slice): longest {result.steady_longest_ms:.1f} ms, p99 {result.steady_p99_ms:.1f} ms; "
+          f"{result.steady_over_goal} above {GOAL_MS:.0f} ms")
+    print("largest stalls:")
+    for item in result.worst:
+        print(f"  {item['stall_ms']:7.1f} ms at {item['at_s']:6.2f} s  ({item['during']})")
+    print("time in the widget's own GUI-thread slots (ms):")
+    for name, figures in result.slots_ms.items():
+        print(f"  {name:34s} {figures['calls']:5d} calls, max {figures['max']:7.1f}, p99 {figures['p99']:6.1f}"
+              f"  {SLOTS.get(name, '')}")
+    if result.cancel_ms is not None:
+        print(f"cancel: the engine stopped {result.cancel_ms:.0f} ms after Stop")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=["tiny", "demo"], default="demo")
+    parser.add_argument("--slices", type=int, default=2)
+    parser.add_argument("--pace", type=float, default=0.5, help="seconds per raw file")
+    parser.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds")
+    parser.add_argument("--cancel-after", type=float, default=None, help="stop the engine after this many seconds")
+    parser.add_argument("--worst", type=int, default=8, help="how many of the largest stalls to list")
+    parser.add_argument("--output", type=Path, help="folder for the simulated project (default: temporary)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    with display():
+        result = run(args)
+    report(result)
+    if args.json:
+        args.json.write_text(json.dumps(asdict(result), indent=2))
+
+
+if __name__ == "__main__":
+    main()

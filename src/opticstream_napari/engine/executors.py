@@ -1,0 +1,146 @@
+"""Where the heavy work runs: a small pool in this process, or a dask.distributed cluster.
+
+Both take a module-level function and picklable arguments and return a
+:class:`concurrent.futures.Future`, so the engine's coordinator never knows which one it has.
+Work functions take plain data (config dict, identity dict, paths), write their outputs
+atomically and return small results, so the same call works in a thread or on another host.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+SLOTS_REFRESH = 2.0  # seconds between asking the scheduler how many worker threads it has
+
+
+class Executor(Protocol):
+    """The one interface the engine needs from an executor."""
+
+    @property
+    def slots(self) -> int:
+        """How many tasks can run at once (the engine claims no more units than this)."""
+        ...
+
+    @property
+    def task_threads(self) -> int | None:
+        """Threads one task should use (None: all cores of the host that runs it)."""
+        ...
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]: ...
+
+    def close(self) -> None: ...
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+class LocalExecutor:
+    """Threads in this process; the numba and FFTW kernels release the GIL, so threads scale.
+
+    The default size keeps a core's worth of headroom on small machines by splitting the cores
+    between a few tasks instead of running one task per core: the GUI thread stays responsive,
+    and a slow write of one task overlaps another's computation.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self._workers = workers or max(2, cores() // 4)
+        if self._workers < 1:
+            raise ValueError(f"a local executor needs at least 1 worker, found {workers}")
+        self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="opticstream-work")
+
+    @property
+    def slots(self) -> int:
+        return self._workers
+
+    @property
+    def task_threads(self) -> int:
+        return max(1, cores() // self._workers)
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        return self._pool.submit(fn, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __repr__(self) -> str:
+        return f"LocalExecutor({self._workers} workers × {self.task_threads} threads)"
+
+
+class DaskExecutor:
+    """Tasks on a dask.distributed cluster: a running scheduler, or a local cluster of processes.
+
+    With ``scheduler`` (``tcp://host:8786``) the tasks run on whatever workers joined it, on any
+    host that sees the same files; without it a :class:`distributed.LocalCluster` of
+    ``workers`` separate processes is started (tests, or one big machine without a scheduler).
+    """
+
+    def __init__(
+        self,
+        scheduler: str | None = None,
+        *,
+        workers: int = 2,
+        threads_per_worker: int = 1,
+        task_threads: int | None = None,
+        memory_limit: str = "auto",
+    ) -> None:
+        from distributed import Client, LocalCluster
+
+        self._cluster = None
+        if scheduler is None:
+            self._cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
+                dashboard_address=None, memory_limit=memory_limit,
+            )
+            self._client = Client(self._cluster)
+        else:
+            self._client = Client(scheduler, timeout="30s")
+        self._task_threads = task_threads
+        self._running: set[Any] = set()  # a dropped dask future would release its task
+        self._slots, self._slots_at = 1, -SLOTS_REFRESH
+
+    @property
+    def address(self) -> str:
+        return str(self._client.scheduler.address)
+
+    @property
+    def slots(self) -> int:
+        """Worker threads known to the scheduler (asked at most every few seconds); at least 1, so
+        work is queued while workers join."""
+        now = time.monotonic()
+        if now - self._slots_at > SLOTS_REFRESH:
+            self._slots = max(1, sum(self._client.nthreads().values()))
+            self._slots_at = now
+        return self._slots
+
+    @property
+    def task_threads(self) -> int | None:
+        return self._task_threads
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        result: Future[T] = Future()
+        remote = self._client.submit(fn, *args, pure=False)
+        self._running.add(remote)
+
+        def transfer(done: Any) -> None:
+            self._running.discard(done)
+            try:
+                result.set_result(done.result())
+            except BaseException as error:  # noqa: BLE001 - every outcome, cancellation included, goes to the caller
+                result.set_exception(error)
+
+        remote.add_done_callback(transfer)
+        return result
+
+    def close(self) -> None:
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def __repr__(self) -> str:
+        return f"DaskExecutor({self.address})"
