@@ -91,8 +91,8 @@ def test_table_shows_counts_and_the_failed_units_error(
 ) -> None:
     warnings: list[str] = []
     infos: list[str] = []
-    monkeypatch.setattr("opticstream_napari.viewer_link.show_warning", warnings.append)
-    monkeypatch.setattr("opticstream_napari.viewer_link.show_info", infos.append)
+    monkeypatch.setattr("opticstream_napari.viewer_link.mediator.show_warning", warnings.append)
+    monkeypatch.setattr("opticstream_napari.viewer_link.mediator.show_info", infos.append)
     widget.config_panel.setValue(config)
     model = widget.state_panel.model
     qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=5000)

@@ -2,45 +2,20 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from link_support import PIXEL, SHAPE, live, pyramid, region
 
 from opticstream_napari import naming
-from opticstream_napari.config import PSOCTScanConfig, ZarrConfig
-from opticstream_napari.engine.messages import MosaicFinalised, RegionWritten
+from opticstream_napari.config import PSOCTScanConfig
+from opticstream_napari.engine.messages import MosaicFinalised
 from opticstream_napari.engine.pipelines.psoct_mosaic import live_path, stitched_folder
 from opticstream_napari.identity import PSOCTMosaicId
 from opticstream_napari.io.nifti import write_enface_nifti
-from opticstream_napari.io.ome_zarr import OmeZarrPyramid, create_pyramid
-from opticstream_napari.simulate.psoct import psoct_preset
-from opticstream_napari.viewer_link import DISPLAY, ViewerLink, slice_layer_specs
-
-SHAPE = (64, 96)
-PIXEL = (10.0, 10.0)
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> PSOCTScanConfig:
-    return psoct_preset(tmp_path / "project", "tiny")
-
-
-def _pyramid(path: Path) -> OmeZarrPyramid:
-    return create_pyramid(path, SHAPE, np.float32, PIXEL, zarr_config=ZarrConfig(chunk=16, shard=None))
-
-
-def _live(config: PSOCTScanConfig, mosaic: PSOCTMosaicId, modality: str) -> OmeZarrPyramid:
-    return _pyramid(live_path(config, mosaic, modality))
-
-
-def _region(mosaic: PSOCTMosaicId, modality: str, pyramid: OmeZarrPyramid, y: int, x: int) -> RegionWritten:
-    """Write a 16 × 16 block of 70 dB at (y, x) and the message the engine sends about it."""
-    pyramid.write_region((slice(y, y + 16), slice(x, x + 16)), np.full((16, 16), 70.0, np.float32))
-    return RegionWritten(mosaic, modality, (y, y + 16, x, x + 16), str(pyramid.path))
+from opticstream_napari.viewer_link import DISPLAY, ViewerLink
 
 
 @pytest.fixture
@@ -51,51 +26,21 @@ def link(make_napari_viewer_proxy, config: PSOCTScanConfig) -> Iterator[ViewerLi
     link.close()
 
 
-def test_specs_describe_live_then_final_stores(config: PSOCTScanConfig) -> None:
-    mosaic = PSOCTMosaicId(config.project_name, 1, 1)
-    live = _live(config, mosaic, "ori")
-    found = slice_layer_specs(config, 1, {})
-    (spec,) = found.specs
-    assert found.present == {(1, "ori")} and spec.key == (1, "ori") and spec.slice == 1
-    assert spec.source == str(live.path) and spec.kind == "image"
-    assert spec.kwargs["name"] == "ORI · normal · slice 1"
-    assert [level.shape for level in spec.data] == [level.shape for level in live.levels]
-    assert spec.kwargs["multiscale"] and not spec.kwargs["cache"]
-    assert spec.kwargs["colormap"] == "twilight_shifted" and spec.kwargs["contrast_limits"] == (-90.0, 90.0)
-    assert list(spec.kwargs["scale"]) == list(PIXEL) and spec.extent == SHAPE
-    (coarse,) = slice_layer_specs(config, 1, {}, preview_level=1).specs
-    assert len(coarse.data) == len(spec.data) - 1 and list(coarse.kwargs["scale"]) == [20.0, 20.0]
-    assert slice_layer_specs(config, 1, {spec.key: spec.source}).specs == []
-    final = _pyramid(stitched_folder(config, 1) / naming.mosaic_zarr_name(1, "ori"))
-    assert slice_layer_specs(config, 1, {spec.key: spec.source}).specs == [], "an incomplete final store waits"
-    final.mark_complete()
-    (swapped,) = slice_layer_specs(config, 1, {spec.key: spec.source}).specs
-    assert swapped.source == str(final.path)
-
-
-def test_a_store_being_recreated_is_left_for_the_next_scan(config: PSOCTScanConfig) -> None:
-    mosaic = PSOCTMosaicId(config.project_name, 1, 1)
-    live = _live(config, mosaic, "aip")
-    shutil.rmtree(live.path / "0")  # the engine recreates a preview: the group is there, its levels not yet
-    found = slice_layer_specs(config, 1, {})
-    assert found.specs == [] and found.present == {(1, "aip")}, "kept as it is, not hidden, not an error"
-
-
 def test_a_live_mosaic_appears_multiscale_and_refreshes_as_regions_land(
     link: ViewerLink, config: PSOCTScanConfig, qtbot
 ) -> None:
     mosaic = PSOCTMosaicId(config.project_name, 1, 1)
-    pyramid = _live(config, mosaic, "aip")
-    link.receive(_region(mosaic, "aip", pyramid, 0, 0))
+    store = live(config, mosaic, "aip")
+    link.receive(region(mosaic, "aip", store, 0, 0))
     qtbot.waitUntil(lambda: (1, "aip") in link.layers, timeout=5000)
     layer = link.layers[(1, "aip")]
-    assert layer.multiscale and len(layer.data) == len(pyramid.levels) > 1
+    assert layer.multiscale and len(layer.data) == len(store.levels) > 1
     np.testing.assert_allclose(layer.scale, PIXEL)
     assert str(layer.units[0]) == "micrometer"
     assert tuple(layer.contrast_limits) == DISPLAY["aip"].limits and layer.visible
     point = (45.0, 250.0)  # µm: pixel (4, 25), outside the block written first, inside the next one
     assert np.isnan(layer.get_value(point, world=True)[1])
-    link.receive(_region(mosaic, "aip", pyramid, 0, 16))
+    link.receive(region(mosaic, "aip", store, 0, 16))
     qtbot.waitUntil(lambda: layer.get_value(point, world=True)[1] == 70.0, timeout=5000)
     assert link.layers[(1, "aip")] is layer, "a region refreshes the layer, it does not replace it"
 
@@ -104,11 +49,11 @@ def test_a_finalised_mosaic_replaces_its_preview_and_brings_mask_and_tiles(
     link: ViewerLink, config: PSOCTScanConfig, qtbot
 ) -> None:
     mosaic = PSOCTMosaicId(config.project_name, 1, 1)
-    live = _live(config, mosaic, "aip")
-    link.receive(_region(mosaic, "aip", live, 0, 0))
+    preview = live(config, mosaic, "aip")
+    link.receive(region(mosaic, "aip", preview, 0, 0))
     qtbot.waitUntil(lambda: (1, "aip") in link.layers, timeout=5000)
     folder = stitched_folder(config, 1)
-    final = _pyramid(folder / naming.mosaic_zarr_name(1, "aip"))
+    final = pyramid(folder / naming.mosaic_zarr_name(1, "aip"))
     final.write_region((slice(0, SHAPE[0]), slice(0, SHAPE[1])), np.full(SHAPE, 55.0, np.float32))
     final.mark_complete()
     mask = np.zeros(SHAPE, np.uint8)
@@ -134,14 +79,14 @@ def test_one_layer_per_role_shows_the_selected_slice(link: ViewerLink, config: P
     normal1, tilted1, normal2 = (PSOCTMosaicId(project, 1, 1), PSOCTMosaicId(project, 1, 2),
                                  PSOCTMosaicId(project, 2, 3))
     for mosaic, modality in ((normal1, "aip"), (normal1, "ori"), (tilted1, "aip")):
-        link.receive(_region(mosaic, modality, _live(config, mosaic, modality), 0, 0))
+        link.receive(region(mosaic, modality, live(config, mosaic, modality), 0, 0))
     qtbot.waitUntil(lambda: len(link.layers) == 3 and not link.busy, timeout=5000)
     normal, ori, tilted = link.layers[(1, "aip")], link.layers[(1, "ori")], link.layers[(2, "aip")]
     assert normal.visible and tilted.visible and not ori.visible
     ori.visible = True
 
-    second = _live(config, normal2, "aip")
-    link.receive(_region(normal2, "aip", second, 16, 16))
+    second = live(config, normal2, "aip")
+    link.receive(region(normal2, "aip", second, 16, 16))
     qtbot.waitUntil(lambda: normal.name == "AIP · normal · slice 2" and not link.busy, timeout=5000)
     assert link.shown_slice == 2, "the newest slice is followed while the operator is at the end"
     assert not tilted.visible, "slice 2 has no tilted mosaic yet: its layer is hidden, not stale"
@@ -151,6 +96,6 @@ def test_one_layer_per_role_shows_the_selected_slice(link: ViewerLink, config: P
     link.show_slice(1)
     qtbot.waitUntil(lambda: normal.name == "AIP · normal · slice 1" and not link.busy, timeout=5000)
     assert tilted.visible and ori.visible, "the operator's choice of layers holds across slices"
-    link.receive(_region(normal2, "aip", second, 32, 32))
+    link.receive(region(normal2, "aip", second, 32, 32))
     qtbot.waitUntil(lambda: not link.busy, timeout=5000)
     assert link.shown_slice == 1, "an older slice picked by the operator stays shown"

@@ -1,0 +1,208 @@
+"""Which layers a slice has on disk, and how each is shown: read off the GUI thread.
+
+Nothing here touches napari; a :class:`LayerSpec` carries the data (lazy pyramids, small arrays)
+and the keyword arguments for napari's ``add_*``, and the mediator applies it on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import yaml
+import zarr
+
+from opticstream_napari import naming
+from opticstream_napari.config import LSMScanConfig, PSOCTScanConfig
+from opticstream_napari.engine.pipelines.psoct_mosaic import live_path, stitched_folder
+from opticstream_napari.identity import PSOCTMosaicId
+from opticstream_napari.io.nifti import read_enface_nifti
+from opticstream_napari.io.ome_zarr import is_complete
+from opticstream_napari.layout import mosaic_role, mosaics_of_slice
+
+log = logging.getLogger(__name__)
+
+ScanConfigModel = LSMScanConfig | PSOCTScanConfig
+LayerKey = tuple[int, str]  # (position of the mosaic in its slice, what); position 0: project-wide
+UNITS = ("µm", "µm")
+# napari imports these on the GUI thread when it makes its first labels layer (seconds without a
+# bytecode cache); the link imports them beforehand, on a worker thread.
+OVERLAY_IMPORTS = ("pandas", "scipy.linalg", "skimage")
+
+
+@dataclass(frozen=True, slots=True)
+class Display:
+    """How one en-face modality is shown: fixed limits, so a growing mosaic never flickers."""
+
+    label: str
+    colormap: str
+    limits: tuple[float, float]
+    visible: bool = False
+
+
+DISPLAY: dict[str, Display] = {  # units: AIP and MIP in dB, RET and ORI in degrees, BIREF Δn, surface in samples
+    "aip": Display("AIP", "gray", (40.0, 90.0), visible=True),
+    "mip": Display("MIP", "gray", (40.0, 90.0)),
+    "ret": Display("RET", "magma", (0.0, 30.0)),
+    "ori": Display("ORI", "twilight_shifted", (-90.0, 90.0)),
+    "biref": Display("BIREF", "viridis", (0.0, 1e-3)),
+    "surf": Display("surface", "viridis", (0.0, 60.0)),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LayerSpec:
+    """A layer to add, or new data for one: built off the GUI thread, applied on it.
+
+    ``key`` is the layer's role, ``(position of the mosaic in its slice, what)``, or ``(0,
+    what)`` for project-wide layers: one layer per role whatever the slice, so a long
+    acquisition never piles up layers. ``source`` is the file the data came from.
+    """
+
+    key: LayerKey
+    slice: int
+    source: str
+    kind: str
+    data: Any
+    kwargs: dict[str, Any]
+    extent: tuple[int, ...] | None = None  # level-0 shape of a pyramid, whatever level the data starts at
+
+
+@dataclass(frozen=True, slots=True)
+class SliceLayers:
+    """What a slice has on disk: specs for layers that are new or changed, and every role with data."""
+
+    slice: int
+    specs: list[LayerSpec]
+    present: frozenset[LayerKey]
+
+
+_STACKING = {"image": 0, "labels": 1, "shapes": 2}  # overlays land on top of the mosaics
+
+
+def layer_title(acquisition: str, what: str) -> str:
+    """A role's name, what first so it survives the layer list's truncation: ``AIP · normal``."""
+    return f"{what} · {acquisition}"
+
+
+def _image_spec(key: LayerKey, slice_id: int, name: str, path: Path, first_level: int) -> LayerSpec:
+    """Every pyramid level from ``first_level`` down, lazily, in µm; no data is read here."""
+    group = zarr.open_group(str(path), mode="r")
+    datasets = group.attrs["ome"]["multiscales"][0]["datasets"]
+    first = min(first_level, len(datasets) - 1)
+    levels = [da.from_zarr(group[d["path"]]) for d in datasets[first:]]
+    transforms = {t["type"]: t for t in datasets[first]["coordinateTransformations"]}
+    scale = transforms["scale"]["scale"]
+    translate = transforms.get("translation", {"translation": [0.0] * len(scale)})["translation"]
+    display = DISPLAY.get(key[1], Display(key[1], "gray", (0.0, 1.0)))
+    kwargs = {
+        "name": name, "multiscale": True, "cache": False, "scale": scale, "translate": translate,
+        "units": UNITS, "axis_labels": ("y", "x"), "contrast_limits": display.limits,
+        "colormap": display.colormap, "visible": display.visible,
+    }
+    return LayerSpec(key, slice_id, str(path), "image", levels, kwargs, tuple(group[datasets[0]["path"]].shape))
+
+
+def _mask_spec(key: LayerKey, slice_id: int, name: str, path: Path) -> LayerSpec:
+    mask, pixel = read_enface_nifti(path)
+    kwargs = {"name": name, "scale": pixel, "units": UNITS, "axis_labels": ("y", "x"), "opacity": 0.4,
+              "visible": False}
+    return LayerSpec(key, slice_id, str(path), "labels", (mask > 0).astype(np.uint8), kwargs)
+
+
+def _tiles_spec(key: LayerKey, slice_id: int, name: str, path: Path) -> LayerSpec:
+    """Tile footprints where the final fuse put them, numbered in acquisition order."""
+    coords = yaml.safe_load(path.read_text(encoding="utf-8"))
+    height, width = coords["tile_shape"]
+    rectangles, numbers = [], []
+    for tile in coords["tiles"]:
+        y, x = (v - 0.5 for v in tile["offset"])
+        rectangles.append(np.array([[y, x], [y, x + width], [y + height, x + width], [y + height, x]]))
+        numbers.append(tile["tile"])
+    kwargs = {
+        "name": name, "shape_type": "rectangle", "scale": coords["pixel_size_um"], "units": UNITS,
+        "axis_labels": ("y", "x"), "edge_color": "cyan", "face_color": "transparent", "edge_width": 0.5,
+        "features": {"tile": numbers}, "visible": False, "text": {"string": "{tile}", "color": "cyan", "size": 9},
+    }
+    return LayerSpec(key, slice_id, str(path), "shapes", rectangles, kwargs)
+
+
+def _focus_spec(config: PSOCTScanConfig, bucket: str) -> LayerSpec | None:
+    path = config.project_base_path / naming.focus_plane_name(bucket)
+    if not path.is_file():
+        return None
+    plane, pixel = read_enface_nifti(path)
+    limits = (float(np.nanmin(plane)), float(np.nanmax(plane)) + 1e-6)
+    kwargs = {"name": f"focus plane · {bucket}", "scale": pixel, "units": UNITS, "axis_labels": ("y", "x"),
+              "colormap": "viridis", "contrast_limits": limits, "visible": False}
+    return LayerSpec((0, f"focus-{bucket}"), 0, str(path), "image", plane.astype(np.float32), kwargs)
+
+
+def import_overlay_dependencies() -> None:
+    for name in OVERLAY_IMPORTS:
+        importlib.import_module(name)
+
+
+def mosaic_position(mosaic: PSOCTMosaicId, mosaics_per_slice: int) -> int:
+    return mosaic_role(mosaic.mosaic, mosaics_per_slice).position
+
+
+def _add_spec(specs: list[LayerSpec], build: Callable[..., LayerSpec], *args: Any) -> None:
+    """Build one spec; a store the engine is recreating at this moment is left for the next scan."""
+    try:
+        specs.append(build(*args))
+    except (OSError, KeyError, ValueError, yaml.YAMLError) as error:
+        log.debug("%s is not readable yet: %s", args[3], error)
+
+
+def slice_layer_specs(
+    config: ScanConfigModel, slice_id: int, known: dict[LayerKey, str], preview_level: int = 0
+) -> SliceLayers:
+    """The slice's layers on disk now; specs only for those whose source differs from ``known``.
+
+    Each en-face modality of each mosaic comes from its final store once that is complete, else
+    from its live preview (loaded from ``preview_level`` down); the mask and the tile outlines
+    come with the final mosaic; the focus plane of the mosaic's bucket when one was saved.
+    Runs off the GUI thread: it reads metadata and small files only.
+    """
+    if not isinstance(config, PSOCTScanConfig):
+        return SliceLayers(slice_id, [], frozenset())
+    specs: list[LayerSpec] = []
+    present: set[LayerKey] = set()
+    folder = stitched_folder(config, slice_id)
+    for mosaic in mosaics_of_slice(slice_id, config.mosaics_per_slice):
+        role = mosaic_role(mosaic, config.mosaics_per_slice)
+        ident = PSOCTMosaicId(config.project_name, slice_id, mosaic)
+        for modality in (m.value for m in config.enface_modalities):
+            key = (role.position, modality)
+            final = folder / naming.mosaic_zarr_name(mosaic, modality)
+            live = live_path(config, ident, modality)
+            if is_complete(final):
+                path, level = final, 0
+            elif (live / "zarr.json").is_file():
+                path, level = live, preview_level
+            else:
+                continue
+            present.add(key)
+            if known.get(key) != str(path):
+                label = DISPLAY[modality].label if modality in DISPLAY else modality
+                name = f"{layer_title(role.acquisition, label)} · slice {slice_id}"
+                _add_spec(specs, _image_spec, key, slice_id, name, path, level)
+        extras = (("mask", folder / naming.mosaic_mask_name(mosaic), _mask_spec),
+                  ("tiles", folder / naming.mosaic_tile_coords_name(mosaic), _tiles_spec))
+        for what, path, build in extras:
+            key = (role.position, what)
+            if path.is_file():
+                present.add(key)
+                if known.get(key) != str(path):
+                    name = f"{layer_title(role.acquisition, what)} · slice {slice_id}"
+                    _add_spec(specs, build, key, slice_id, name, path)
+        if (0, f"focus-{role.bucket}") not in known and (focus := _focus_spec(config, role.bucket)) is not None:
+            specs.append(focus)
+    return SliceLayers(slice_id, sorted(specs, key=lambda spec: _STACKING[spec.kind]), frozenset(present))

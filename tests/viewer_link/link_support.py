@@ -1,0 +1,32 @@
+"""Helpers of the mediator tests (imported by name): pyramids where the engine writes them, and its messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from opticstream_napari.config import PSOCTScanConfig, ZarrConfig
+from opticstream_napari.engine.messages import RegionWritten
+from opticstream_napari.engine.pipelines.psoct_mosaic import live_path
+from opticstream_napari.identity import PSOCTMosaicId
+from opticstream_napari.io.ome_zarr import OmeZarrPyramid, create_pyramid
+
+SHAPE = (64, 96)
+PIXEL = (10.0, 10.0)
+
+
+def pyramid(path: Path) -> OmeZarrPyramid:
+    """An empty float32 pyramid of SHAPE at PIXEL µm."""
+    return create_pyramid(path, SHAPE, np.float32, PIXEL, zarr_config=ZarrConfig(chunk=16, shard=None))
+
+
+def live(config: PSOCTScanConfig, mosaic: PSOCTMosaicId, modality: str) -> OmeZarrPyramid:
+    """The live preview pyramid of a mosaic's modality, where the engine writes it."""
+    return pyramid(live_path(config, mosaic, modality))
+
+
+def region(mosaic: PSOCTMosaicId, modality: str, store: OmeZarrPyramid, y: int, x: int) -> RegionWritten:
+    """Write a 16 × 16 block of 70 dB at (y, x) and the message the engine sends about it."""
+    store.write_region((slice(y, y + 16), slice(x, x + 16)), np.full((16, 16), 70.0, np.float32))
+    return RegionWritten(mosaic, modality, (y, y + 16, x, x + 16), str(store.path))
