@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from opticstream_napari import naming
-from opticstream_napari.config import PSOCTScanConfig
+from opticstream_napari.config import PSOCTScanConfig, TileSavingType
 from opticstream_napari.engine.executors import Executor, LocalExecutor
 from opticstream_napari.engine.messages import EngineMessage
 from opticstream_napari.engine.pipelines.psoct_mosaic import finalise_mosaic, mosaic_tiles, stitched_folder
 from opticstream_napari.engine.pipelines.psoct_tile import input_kind, process_tile, tile_output_path
+from opticstream_napari.engine.pipelines.psoct_volume import focus_plane_path, stitch_volumes, stitches_volumes
 from opticstream_napari.engine.runner import Engine, RunReport, Until
 from opticstream_napari.identity import PSOCTMosaicId
 from opticstream_napari.io.nifti import read_enface_nifti
@@ -33,13 +34,23 @@ FAST = {"stability_seconds": 0.2, "poll_interval": 0.05, "incomplete_grace": 1.0
         "heartbeat_interval": 0.2, "heartbeat_timeout": 1.0}
 
 
-def tiny_config(root: Path, *, registrable: bool = False) -> PSOCTScanConfig:
+def tiny_config(root: Path, *, registrable: bool = False, focusable: bool = False) -> PSOCTScanConfig:
     """The tiny preset (normal 2×3 and tilted 3×3 grids); ``registrable`` widens the tiles so the
-    overlaps (8 px and more) can be registered and a placement template is made."""
+    overlaps (8 px and more) can be registered and a placement template is made.
+
+    ``focusable`` makes a normal 3×3 grid of 64-px tiles overlapping by 30 % (19 columns, 4 of
+    them past the focus fit's 15-column crop), saved as complex tiles to simulate faster, with a
+    focus threshold that keeps the tissue tiles: the normal focus plane can be fitted. No tilted
+    tile reaches the tilted focus threshold, so that plane cannot be.
+    """
     config = psoct_preset(root / "project", "tiny")
+    acq = config.acquisition
     if registrable:
-        acq = config.acquisition
         acq.tile_size_x_normal, acq.tile_size_x_tilted, acq.tile_size_y, acq.tile_overlap = 40, 32, 32, 25.0
+    if focusable:
+        acq.tile_size_x_normal, acq.tile_size_x_tilted, acq.tile_size_y, acq.tile_overlap = 64, 16, 64, 30.0
+        acq.grid_size_x_normal, acq.tile_saving_type = 3, TileSavingType.COMPLEX
+        config.focus_threshold_normal, config.focus_threshold_tilted = 50.0, 200.0
     return config
 
 
@@ -102,6 +113,8 @@ def direct_run(config: PSOCTScanConfig, raw: Path) -> None:
             process_tile(data, tile.to_dict(), str(path), None)
     for mosaic in mosaics(config):
         finalise_mosaic(data, mosaic.to_dict())
+        if stitches_volumes(config):
+            stitch_volumes(data, mosaic.to_dict())
 
 
 def outputs(config: PSOCTScanConfig) -> dict[str, np.ndarray]:
@@ -118,8 +131,15 @@ def outputs(config: PSOCTScanConfig) -> dict[str, np.ndarray]:
                 found[f"{mosaic.mosaic}/{tile.tile}/{modality}"] = read_enface_nifti(
                     tile_output_path(config, tile, modality))[0]
         found[f"{mosaic.mosaic}/mask"] = read_enface_nifti(folder / naming.mosaic_mask_name(mosaic.mosaic))[0]
+        if stitches_volumes(config):
+            for modality in (m.value for m in config.volume_modalities):
+                found[f"{mosaic.mosaic}/{modality}.zarr"] = open_pyramid(
+                    folder / naming.mosaic_zarr_name(mosaic.mosaic, modality)).read(0)
         found[f"{mosaic.mosaic}/coords"] = np.asarray(
             (folder / naming.mosaic_tile_coords_name(mosaic.mosaic)).read_text().split())
+    for bucket in ("normal", "tilted"):
+        if focus_plane_path(config, bucket).is_file():
+            found[f"focus-{bucket}"] = read_enface_nifti(focus_plane_path(config, bucket))[0]
     return found
 
 
@@ -161,8 +181,8 @@ def assert_event_sequence(url: str, config: PSOCTScanConfig) -> None:
         levels[ident.level].append((ident, names))  # type: ignore[attr-defined]
     assert all(names == ["pending", "ready", "running", "completed"] for _, names in levels["tile"])
     assert all(names == ["pending", "completed", "processed"] for _, names in levels["batch"])
-    assert all(names == ["pending", "ready", "running", "enface_stitched", "completed"]
-               for _, names in levels["mosaic"])
+    stitched = ["enface_stitched", "volume_stitched"] if stitches_volumes(config) else ["enface_stitched"]
+    assert all(names == ["pending", "ready", "running", *stitched, "completed"] for _, names in levels["mosaic"])
     assert all(names == ["pending", "ready", "completed"] for _, names in levels["slice"])
     for tile, _ in levels["tile"]:
         assert order[(tile, "completed")] < order[(tile.parent, "completed")]

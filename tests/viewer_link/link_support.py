@@ -14,11 +14,22 @@ from opticstream_napari.io.ome_zarr import OmeZarrPyramid, create_pyramid
 
 SHAPE = (64, 96)
 PIXEL = (10.0, 10.0)
+DEPTH = 24
+VOXEL = (2.5, *PIXEL)  # (z, y, x) µm
 
 
 def pyramid(path: Path) -> OmeZarrPyramid:
     """An empty float32 pyramid of SHAPE at PIXEL µm."""
     return create_pyramid(path, SHAPE, np.float32, PIXEL, zarr_config=ZarrConfig(chunk=16, shard=None))
+
+
+def volume(path: Path) -> OmeZarrPyramid:
+    """A finished float32 (z, y, x) pyramid of DEPTH × SHAPE at VOXEL µm, 60 everywhere."""
+    store = create_pyramid(path, (DEPTH, *SHAPE), np.float32, VOXEL, zarr_config=ZarrConfig(chunk=16, shard=None))
+    store.write_region((slice(0, DEPTH), slice(0, SHAPE[0]), slice(0, SHAPE[1])),
+                       np.full((DEPTH, *SHAPE), 60.0, np.float32))
+    store.mark_complete()
+    return store
 
 
 def live(config: PSOCTScanConfig, mosaic: PSOCTMosaicId, modality: str) -> OmeZarrPyramid:

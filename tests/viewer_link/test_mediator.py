@@ -7,11 +7,11 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import yaml
-from link_support import PIXEL, SHAPE, live, pyramid, region
+from link_support import PIXEL, SHAPE, VOXEL, live, pyramid, region, volume
 
 from opticstream_napari import naming
 from opticstream_napari.config import PSOCTScanConfig
-from opticstream_napari.engine.messages import MosaicFinalised
+from opticstream_napari.engine.messages import MosaicFinalised, VolumesStitched
 from opticstream_napari.engine.pipelines.psoct_mosaic import live_path, stitched_folder
 from opticstream_napari.identity import PSOCTMosaicId
 from opticstream_napari.io.nifti import write_enface_nifti
@@ -99,3 +99,28 @@ def test_one_layer_per_role_shows_the_selected_slice(link: ViewerLink, config: P
     link.receive(region(normal2, "aip", second, 32, 32))
     qtbot.waitUntil(lambda: not link.busy, timeout=5000)
     assert link.shown_slice == 1, "an older slice picked by the operator stays shown"
+
+
+def test_a_finished_volume_mosaic_is_a_3d_multiscale_layer_beside_the_2d_ones(
+    link: ViewerLink, config: PSOCTScanConfig, qtbot
+) -> None:
+    """napari shows the 2D mosaics in every z plane of the volume and gains a z slider."""
+    mosaic = PSOCTMosaicId(config.project_name, 1, 1)
+    link.receive(region(mosaic, "aip", live(config, mosaic, "aip"), 0, 0))
+    qtbot.waitUntil(lambda: (1, "aip") in link.layers, timeout=5000)
+    store = volume(stitched_folder(config, 1) / naming.mosaic_zarr_name(1, "dBI"))
+    link.receive(VolumesStitched(mosaic, {"dBI": str(store.path)}))
+    qtbot.waitUntil(lambda: (1, "dBI") in link.layers, timeout=5000)
+    layer = link.layers[(1, "dBI")]
+    assert layer.ndim == 3 and layer.multiscale and len(layer.data) == len(store.levels) > 1
+    np.testing.assert_allclose(layer.scale, VOXEL)
+    assert [str(unit) for unit in layer.units] == ["micrometer"] * 3
+    assert tuple(layer.axis_labels) == ("z", "y", "x") and not layer.visible
+    assert tuple(layer.contrast_limits) == DISPLAY["dBI"].limits
+    viewer = link.viewer
+    assert viewer.dims.ndim == 3 and tuple(viewer.dims.axis_labels) == ("z", "y", "x")
+    assert link.layers[(1, "aip")].ndim == 2 and link.layers[(1, "aip")].visible
+    layer.visible = True
+    viewer.dims.set_point(0, 10.0)
+    assert layer.get_value((10.0, 45.0, 250.0), world=True)[1] == 60.0
+    assert link.layers[(1, "aip")].get_value((10.0, 45.0, 45.0), world=True)[1] == 70.0

@@ -15,6 +15,7 @@ from opticstream_napari.engine.messages import (
     UnitCompleted,
     UnitFailed,
     UnitStarted,
+    VolumesStitched,
 )
 from opticstream_napari.state.lifecycle import Lifecycle
 from opticstream_napari.state.summary import SliceSummary
@@ -25,7 +26,7 @@ _UNIT_LEVELS = ("tile", "strip")
 class ProgressLine:
     """Counts engine messages and redraws one line (a TTY) or prints a line per finished group.
 
-    Unit failures and finished mosaics, channels and slices are always printed on their own line,
+    Unit failures and finished mosaics, volumes, channels and slices are always printed on their own line,
     so a log of the terminal keeps them.
     """
 
@@ -58,6 +59,8 @@ class ProgressLine:
         elif isinstance(message, MosaicFinalised | ChannelStitched):
             self.groups += 1
             self._say(f"stitched {getattr(message, 'mosaic', None) or getattr(message, 'channel', None)}")
+        elif isinstance(message, VolumesStitched):
+            self._say(f"stitched the volumes of {message.mosaic}")
         elif isinstance(message, SliceDone):
             self.slices += 1
             self._say(f"completed {message.slice}")

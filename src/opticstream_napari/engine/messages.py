@@ -58,6 +58,14 @@ class MosaicFinalised:
 
 
 @dataclass(frozen=True, slots=True)
+class VolumesStitched:
+    """The volume mosaics of ``mosaic`` are written; ``outputs`` maps modality (dBI, R3D, O3D) -> OME-Zarr path."""
+
+    mosaic: PSOCTMosaicId
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelStitched:
     """The channel MIP mosaics (``ch1``, ``ch2``) of an LSM channel are written."""
 
@@ -73,7 +81,8 @@ class SliceDone:
 
 
 EngineMessage = (
-    UnitStarted | UnitCompleted | UnitFailed | RegionWritten | MosaicFinalised | ChannelStitched | SliceDone
+    UnitStarted | UnitCompleted | UnitFailed | RegionWritten | MosaicFinalised | VolumesStitched | ChannelStitched
+    | SliceDone
 )
 Listener = Callable[[EngineMessage], None]
 

@@ -156,6 +156,25 @@ def read_volume_nifti(path: str | os.PathLike[str]) -> tuple[npt.NDArray[np.floa
     return data.transpose(1, 0, 2), zooms
 
 
+class TileVolume:
+    """A per-tile volume file read in parts, ``(z, y, x)`` float32 in physical units.
+
+    NIfTI stores X fastest and Z slowest, so a depth range of a tile is one contiguous read:
+    mosaics are stitched slab by slab without loading whole tiles.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._image = nib.load(str(path))
+        if len(self._image.shape) != 3:
+            raise ValueError(f"{path} is not a volume (X × Y × Z): shape {self._image.shape}")
+        x, y, z = self._image.shape
+        self.shape = (int(z), int(y), int(x))
+
+    def read(self, z: slice, y: slice, x: slice) -> npt.NDArray[np.float32]:
+        block = np.asarray(self._image.dataobj[x, y, z], dtype=np.float32)
+        return np.ascontiguousarray(block.transpose(2, 1, 0))
+
+
 def _volume_header(
     shape: tuple[int, int, int], dtype: type, zooms_mm: list[float], quantisation: Quantisation | None
 ) -> bytes:

@@ -111,11 +111,12 @@ def psoct_preset(
     demo: a viewer-friendly run (100/70 × 100, 4/5 × 4 tiles, L = 512);
     large: benchmark tiles of about 1 GB (350/200 × 350, 2/3 × 2 tiles, L = 2048; about a
     minute per tile on 2 cores).
+    The volume mosaics keep at most the depth a simulated tile has below the focus-plane offset.
     """
     if size not in _PRESETS:
         raise ValueError(f"preset size must be one of {sorted(_PRESETS)}, found {size!r}")
     p = _PRESETS[size]
-    return PSOCTScanConfig(
+    config = PSOCTScanConfig(
         project_name=f"sub-sim_voi-{size}",
         project_base_path=base,
         acquisition=PSOCTAcquisitionParams(
@@ -130,6 +131,9 @@ def psoct_preset(
         ),
         processing=PSOCTProcessingParams(disp_comp_file=base / naming.DISPERSION_FILE),
     )
+    below_offset = full_depth(p.spectral_length, config.processing.autocorr_cut) - config.crop_focus_plane_offset
+    config.crop_focus_plane_depth = min(config.crop_focus_plane_depth, below_offset - int(np.ceil(CURVATURE_SPAN)))
+    return config
 
 
 # --------------------------------------------------------------------------- acquisition plan

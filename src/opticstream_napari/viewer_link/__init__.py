@@ -7,9 +7,9 @@ The dock widget never runs the engine, queries the database or touches a layer i
   dock whose cancel (like the widget's Stop) sets the engine's stop event;
 - follows the project's change feed on a thread of its own (:mod:`.state_follower`) and hands
   per-slice summaries to the GUI thread at most ten times a second;
-- turns engine messages (a region written, a mosaic finalised) into multiscale layers described
-  off the GUI thread (:mod:`.layer_specs`) and applied on it (:mod:`.mediator`), refreshed at most
-  ten times a second.
+- turns engine messages (a region written, a mosaic finalised, its volumes stitched) into
+  multiscale layers (2D en-face, 3D volumes) described off the GUI thread (:mod:`.layer_specs`)
+  and applied on it (:mod:`.mediator`), refreshed at most ten times a second.
 
 Only :mod:`.mediator` creates or changes layers. The widgets import what they need from here.
 """

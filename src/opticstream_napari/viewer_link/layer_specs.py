@@ -2,6 +2,8 @@
 
 Nothing here touches napari; a :class:`LayerSpec` carries the data (lazy pyramids, small arrays)
 and the keyword arguments for napari's ``add_*``, and the mediator applies it on the GUI thread.
+En-face mosaics are 2D ``(y, x)`` layers, volume mosaics 3D ``(z, y, x)`` ones; napari shows the
+2D layers in every z plane of the volumes and adds a z slider.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 
 ScanConfigModel = LSMScanConfig | PSOCTScanConfig
 LayerKey = tuple[int, str]  # (position of the mosaic in its slice, what); position 0: project-wide
-UNITS = ("µm", "µm")
+UNITS = ("µm", "µm")  # (y, x); a volume's layers carry one more for z
 # napari imports these on the GUI thread when it makes its first labels layer (seconds without a
 # bytecode cache); the link imports them beforehand, on a worker thread.
 OVERLAY_IMPORTS = ("pandas", "scipy.linalg", "skimage")
@@ -38,7 +40,7 @@ OVERLAY_IMPORTS = ("pandas", "scipy.linalg", "skimage")
 
 @dataclass(frozen=True, slots=True)
 class Display:
-    """How one en-face modality is shown: fixed limits, so a growing mosaic never flickers."""
+    """How one modality is shown: fixed limits, so a growing mosaic never flickers."""
 
     label: str
     colormap: str
@@ -46,13 +48,17 @@ class Display:
     visible: bool = False
 
 
-DISPLAY: dict[str, Display] = {  # units: AIP and MIP in dB, RET and ORI in degrees, BIREF Δn, surface in samples
+# units: AIP, MIP and dBI in dB; RET, ORI, R3D and O3D in degrees; BIREF Δn; surface in samples
+DISPLAY: dict[str, Display] = {
     "aip": Display("AIP", "gray", (40.0, 90.0), visible=True),
     "mip": Display("MIP", "gray", (40.0, 90.0)),
     "ret": Display("RET", "magma", (0.0, 30.0)),
     "ori": Display("ORI", "twilight_shifted", (-90.0, 90.0)),
     "biref": Display("BIREF", "viridis", (0.0, 1e-3)),
     "surf": Display("surface", "viridis", (0.0, 60.0)),
+    "dBI": Display("dBI", "gray", (40.0, 90.0)),
+    "R3D": Display("R3D", "magma", (0.0, 30.0)),
+    "O3D": Display("O3D", "twilight_shifted", (-90.0, 90.0)),
 }
 
 
@@ -92,9 +98,11 @@ def layer_title(acquisition: str, what: str) -> str:
 
 
 def _image_spec(key: LayerKey, slice_id: int, name: str, path: Path, first_level: int) -> LayerSpec:
-    """Every pyramid level from ``first_level`` down, lazily, in µm; no data is read here."""
+    """Every pyramid level from ``first_level`` down, lazily, in µm, 2D or 3D; no data is read here."""
     group = zarr.open_group(str(path), mode="r")
-    datasets = group.attrs["ome"]["multiscales"][0]["datasets"]
+    multiscale = group.attrs["ome"]["multiscales"][0]
+    datasets = multiscale["datasets"]
+    axes = tuple(axis["name"] for axis in multiscale["axes"])
     first = min(first_level, len(datasets) - 1)
     levels = [da.from_zarr(group[d["path"]]) for d in datasets[first:]]
     transforms = {t["type"]: t for t in datasets[first]["coordinateTransformations"]}
@@ -103,7 +111,7 @@ def _image_spec(key: LayerKey, slice_id: int, name: str, path: Path, first_level
     display = DISPLAY.get(key[1], Display(key[1], "gray", (0.0, 1.0)))
     kwargs = {
         "name": name, "multiscale": True, "cache": False, "scale": scale, "translate": translate,
-        "units": UNITS, "axis_labels": ("y", "x"), "contrast_limits": display.limits,
+        "units": (UNITS[0],) * len(axes), "axis_labels": axes, "contrast_limits": display.limits,
         "colormap": display.colormap, "visible": display.visible,
     }
     return LayerSpec(key, slice_id, str(path), "image", levels, kwargs, tuple(group[datasets[0]["path"]].shape))
@@ -168,7 +176,8 @@ def slice_layer_specs(
 
     Each en-face modality of each mosaic comes from its final store once that is complete, else
     from its live preview (loaded from ``preview_level`` down); the mask and the tile outlines
-    come with the final mosaic; the focus plane of the mosaic's bucket when one was saved.
+    come with the final mosaic, each volume (dBI, R3D, O3D) once its store is complete; the focus
+    plane of the mosaic's bucket once the engine saved it.
     Runs off the GUI thread: it reads metadata and small files only.
     """
     if not isinstance(config, PSOCTScanConfig):
@@ -194,6 +203,14 @@ def slice_layer_specs(
                 label = DISPLAY[modality].label if modality in DISPLAY else modality
                 name = f"{layer_title(role.acquisition, label)} · slice {slice_id}"
                 _add_spec(specs, _image_spec, key, slice_id, name, path, level)
+        for modality in (m.value for m in config.volume_modalities):
+            key = (role.position, modality)
+            final = folder / naming.mosaic_zarr_name(mosaic, modality)
+            if is_complete(final):
+                present.add(key)
+                if known.get(key) != str(final):
+                    name = f"{layer_title(role.acquisition, DISPLAY[modality].label)} · slice {slice_id}"
+                    _add_spec(specs, _image_spec, key, slice_id, name, final, 0)
         extras = (("mask", folder / naming.mosaic_mask_name(mosaic), _mask_spec),
                   ("tiles", folder / naming.mosaic_tile_coords_name(mosaic), _tiles_spec))
         for what, path, build in extras:
@@ -203,6 +220,8 @@ def slice_layer_specs(
                 if known.get(key) != str(path):
                     name = f"{layer_title(role.acquisition, what)} · slice {slice_id}"
                     _add_spec(specs, build, key, slice_id, name, path)
-        if (0, f"focus-{role.bucket}") not in known and (focus := _focus_spec(config, role.bucket)) is not None:
+    for bucket in sorted({mosaic_role(m, config.mosaics_per_slice).bucket
+                          for m in mosaics_of_slice(slice_id, config.mosaics_per_slice)}):
+        if (0, f"focus-{bucket}") not in known and (focus := _focus_spec(config, bucket)) is not None:
             specs.append(focus)
     return SliceLayers(slice_id, sorted(specs, key=lambda spec: _STACKING[spec.kind]), frozenset(present))

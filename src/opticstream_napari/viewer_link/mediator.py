@@ -25,7 +25,7 @@ from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from opticstream_napari.config import PSOCTScanConfig
-from opticstream_napari.engine.messages import EngineMessage, MosaicFinalised, RegionWritten
+from opticstream_napari.engine.messages import EngineMessage, MosaicFinalised, RegionWritten, VolumesStitched
 from opticstream_napari.identity import Identity
 from opticstream_napari.state.hierarchy import WORK_UNIT_LEVEL
 from opticstream_napari.state.lifecycle import Lifecycle
@@ -304,7 +304,7 @@ class ViewerLink(QObject):
             self._update_progress()
 
     def _handle(self, message: EngineMessage) -> None:
-        if isinstance(message, RegionWritten | MosaicFinalised):
+        if isinstance(message, RegionWritten | MosaicFinalised | VolumesStitched):
             slice_id = message.mosaic.slice
             self._newest = max(self._newest, slice_id)
             if slice_id != self.shown_slice:
@@ -319,7 +319,7 @@ class ViewerLink(QObject):
                 self._dirty.add(key)
             else:
                 self.request_layers(message.mosaic.slice)
-        elif isinstance(message, MosaicFinalised):
+        elif isinstance(message, MosaicFinalised | VolumesStitched):
             self.request_layers(message.mosaic.slice)
 
     def request_layers(self, slice_id: int) -> None:

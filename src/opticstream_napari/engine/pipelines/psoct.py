@@ -3,9 +3,11 @@
 After each tile, the pipeline checks its batch's readiness with explicit identities; a ready
 batch is completed (``batch.processed``), which may make its mosaic ready (``mosaic.ready``).
 The mosaic's gate (spec 1.5) starts the final fuse on the executor; when it returns, the
-mosaic gets ``enface_stitched`` and is completed, which may make the slice ready
-(``slice.ready``, then completed). A failed tile blocks its mosaic (readiness names it) while
-the rest of the acquisition goes on.
+mosaic gets ``enface_stitched``, which may make the slice ready (``slice.ready``, then
+completed). Its volumes are stitched next (``volume_stitched``), and then the mosaic is
+completed; with volumes off it completes at once. A restart that finds the en-face mosaics
+already stitched goes on with the volumes only. A failed tile blocks its mosaic (readiness
+names it) while the rest of the acquisition goes on.
 
 Live previews (``live_previews``, on by default): each completed tile queues a live-region job for
 its mosaic; at most one runs per mosaic, with every tile that completed meanwhile, so writes
@@ -13,7 +15,8 @@ never race.
 
 The first mosaic of an acquisition label to be fused registers its tiles and saves the
 label's placement template; another mosaic of that label waits for it instead of computing a
-second template.
+second template. Likewise the first mosaic of a config bucket to stitch its volumes fits the
+bucket's focus plane, and the volumes of another mosaic of that bucket wait for it.
 """
 
 from __future__ import annotations
@@ -35,9 +38,11 @@ from opticstream_napari.engine.messages import (
     SliceDone,
     UnitFailed,
     UnitStarted,
+    VolumesStitched,
 )
 from opticstream_napari.engine.pipelines.psoct_mosaic import finalise_mosaic, write_live_regions
-from opticstream_napari.engine.pipelines.psoct_tile import process_tile
+from opticstream_napari.engine.pipelines.psoct_tile import bucket_of, process_tile
+from opticstream_napari.engine.pipelines.psoct_volume import focus_plane_path, stitch_volumes, stitches_volumes
 from opticstream_napari.engine.watch import Candidate
 from opticstream_napari.identity import (
     Identity,
@@ -58,7 +63,7 @@ from opticstream_napari.state.service import StateService
 log = logging.getLogger(__name__)
 
 Emit = Callable[[EngineMessage], None]
-_FLAG = {"batch": "enface_processed", "mosaic": "enface_stitched"}
+_FLAGS = {"batch": ("enface_processed",), "mosaic": ("enface_stitched", "volume_stitched")}
 
 
 @dataclass
@@ -103,6 +108,8 @@ class PSOCTPipeline:
         self._finalising: set[PSOCTMosaicId] = set()
         self._stitched: set[PSOCTMosaicId] = set()
         self._awaiting_template: dict[str, set[PSOCTMosaicId]] = {}
+        self._volumes: set[PSOCTMosaicId] = set()
+        self._awaiting_focus: dict[str, set[PSOCTMosaicId]] = {}
 
     def discover(self) -> Mapping[Hashable, Candidate]:
         return self._discovery()
@@ -157,26 +164,36 @@ class PSOCTPipeline:
         with self._state.update(mosaic) as node:
             if node.state in DONE_STATES and not self._force:
                 return []
-            node.announce("ready")
-            node.reset_flag("enface_stitched")
+            volumes_only = node.flag("enface_stitched") and not self._force and stitches_volumes(self.config)
+            if not volumes_only:
+                node.announce("ready")
+                for flag in _FLAGS["mosaic"]:
+                    node.reset_flag(flag)
             decision = flow_gate(node, force_rerun=self._force)
         if not decision.should_run:
             return []
+        if volumes_only:
+            self._stitched.add(mosaic)
+            return self._check_volumes(mosaic)
         self._finalising.add(mosaic)
         self._emit(UnitStarted(mosaic))
         return [Job(mosaic, finalise_mosaic, (self._data, mosaic.to_dict()),
                     partial(self._mosaic_done, mosaic), partial(self._mosaic_failed, mosaic))]
 
     def _mosaic_done(self, mosaic: PSOCTMosaicId, result: dict[str, Any]) -> list[Job]:
+        volumes = stitches_volumes(self.config)
         with self._state.update(mosaic) as node:
             node.set_flag("enface_stitched", True, {"enface_outputs": result["outputs"],
                                                     "placement": result["placement"]})
-            node.mark_completed()
+            if not volumes:
+                node.mark_completed()
         self._finalising.discard(mosaic)
         self._stitched.add(mosaic)
         self._live.pop(mosaic, None)
         self._emit(MosaicFinalised(mosaic, dict(result["outputs"])))
         jobs = self._after_fuse(mosaic, template_made=result["placement"] == "registered")
+        if volumes:
+            jobs += self._check_volumes(mosaic)
         return jobs + self._check_slice(mosaic.parent)
 
     def _mosaic_failed(self, mosaic: PSOCTMosaicId, error: str) -> list[Job]:
@@ -197,6 +214,41 @@ class PSOCTPipeline:
                 if self._role(other) == acquisition:
                     live.rebuild = True
                     jobs += self._dispatch_live(other)
+        return jobs
+
+    # ------------------------------------------------------------------ volumes
+
+    def _check_volumes(self, mosaic: PSOCTMosaicId) -> list[Job]:
+        """Stitch the volumes, unless another mosaic of the bucket is fitting its focus plane now."""
+        bucket = bucket_of(self.config, mosaic.mosaic)
+        if any(bucket_of(self.config, m.mosaic) == bucket for m in self._volumes) and not focus_plane_path(
+            self.config, bucket
+        ).is_file():
+            self._awaiting_focus.setdefault(bucket, set()).add(mosaic)
+            return []
+        self._volumes.add(mosaic)
+        return [Job(mosaic, stitch_volumes, (self._data, mosaic.to_dict()),
+                    partial(self._volumes_done, mosaic), partial(self._volumes_failed, mosaic))]
+
+    def _volumes_done(self, mosaic: PSOCTMosaicId, result: dict[str, Any]) -> list[Job]:
+        with self._state.update(mosaic) as node:
+            node.set_flag("volume_stitched", True, {"volume_outputs": result["outputs"], "focus": result["focus"]})
+            node.mark_completed()
+        self._emit(VolumesStitched(mosaic, dict(result["outputs"])))
+        return self._after_volumes(mosaic)
+
+    def _volumes_failed(self, mosaic: PSOCTMosaicId, error: str) -> list[Job]:
+        with self._state.update(mosaic) as node:
+            node.mark_failed(f"volume stitching: {error}")
+        self._emit(UnitFailed(mosaic, error))
+        return self._after_volumes(mosaic)
+
+    def _after_volumes(self, mosaic: PSOCTMosaicId) -> list[Job]:
+        """Mosaics of the bucket that waited for this one's focus plane go on (they fit it if it failed)."""
+        self._volumes.discard(mosaic)
+        jobs: list[Job] = []
+        for waiting in sorted(self._awaiting_focus.pop(bucket_of(self.config, mosaic.mosaic), set())):
+            jobs += self._check_volumes(waiting)
         return jobs
 
     def _check_slice(self, slice_: PSOCTSliceId) -> list[Job]:
@@ -300,8 +352,7 @@ class PSOCTPipeline:
 
     def _reopen(self, ident: Identity) -> None:
         with self._state.update(ident, create=False) as node:
-            flag = _FLAG.get(ident.level)
-            if flag is not None:
+            for flag in _FLAGS.get(ident.level, ()):
                 node.reset_flag(flag)
             if node.state is not Lifecycle.PENDING:
                 node.mark_pending({"reason": "retry"})

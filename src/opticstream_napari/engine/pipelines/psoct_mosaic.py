@@ -29,6 +29,7 @@ from opticstream_napari.engine.pipelines.psoct_tile import tile_output_path
 from opticstream_napari.engine.plans import shared_plans, wisdom_path
 from opticstream_napari.identity import PSOCTMosaicId, PSOCTTileId
 from opticstream_napari.io.atomic import atomic_write_text
+from opticstream_napari.io.downsample import Reduction
 from opticstream_napari.io.nifti import read_enface_nifti, write_enface_nifti
 from opticstream_napari.io.ome_zarr import OmeZarrPyramid, create_pyramid, open_pyramid, write_pyramid
 from opticstream_napari.io.placement_template import (
@@ -39,6 +40,7 @@ from opticstream_napari.io.placement_template import (
 from opticstream_napari.io.preview import default_window, write_preview
 from opticstream_napari.layout import Grid, mosaic_role, tiles_of_batch
 from opticstream_napari.processing.stitch import (
+    BlendMode,
     MosaicLayout,
     TileShapeError,
     blend_mode_for,
@@ -76,6 +78,11 @@ def pixel_size_um(config: PSOCTScanConfig) -> tuple[float, float]:
     """En-face pixel size (y, x): the config gives (x, y, z)."""
     x, y, _ = config.acquisition.scan_resolution_3d_um
     return y, x
+
+
+def reduction_for(modality: str) -> Reduction:
+    """Pyramid levels pool orientation (ORI, O3D) as angles, like the blend; the rest as a mean."""
+    return Reduction.CIRCULAR_180 if blend_mode_for(modality) is BlendMode.CIRCULAR_180 else Reduction.MEAN
 
 
 def nominal_positions(config: PSOCTScanConfig, mosaic: int) -> Positions:
@@ -132,7 +139,9 @@ class TileMaps:
 # --------------------------------------------------------------------------- live previews
 
 
-def _live_pyramid(path: Path, layout: MosaicLayout, config: PSOCTScanConfig, rebuild: bool) -> OmeZarrPyramid:
+def _live_pyramid(
+    path: Path, layout: MosaicLayout, config: PSOCTScanConfig, modality: str, rebuild: bool
+) -> OmeZarrPyramid:
     """Reopen the preview, or (re)create it when asked, missing, unreadable or of another shape."""
     if not rebuild and (path / "zarr.json").is_file():
         try:
@@ -145,7 +154,7 @@ def _live_pyramid(path: Path, layout: MosaicLayout, config: PSOCTScanConfig, reb
     live_config = ZarrConfig(chunk=config.zarr_config.chunk, shard=None, codec=config.zarr_config.codec,
                              clevel=config.zarr_config.clevel, levels=config.zarr_config.levels)
     return create_pyramid(path, layout.shape, np.float32, pixel_size_um(config), zarr_config=live_config,
-                          overwrite=True)
+                          reduction=reduction_for(modality), overwrite=True)
 
 
 def write_live_regions(
@@ -167,7 +176,7 @@ def write_live_regions(
     written = []
     for modality in (m.value for m in config.enface_modalities):
         path = live_path(config, mosaic, modality)
-        pyramid = _live_pyramid(path, layout, config, rebuild)
+        pyramid = _live_pyramid(path, layout, config, modality, rebuild)
 
         def part(tile: int, where: tuple[slice, ...], modality: str = modality) -> np.ndarray | None:
             data = maps(tile, modality)
@@ -232,6 +241,7 @@ def finalise_mosaic(config_data: dict[str, Any], mosaic_data: dict[str, Any]) ->
         zarr = write_pyramid(
             folder / naming.mosaic_zarr_name(mosaic.mosaic, modality), values, pixel,
             zarr_config=config.zarr_config, overwrite=True, window=default_window(values, modality),
+            reduction=reduction_for(modality),
         )
         nifti = write_enface_nifti(folder / naming.mosaic_enface_nifti_name(mosaic.mosaic, modality), values,
                                    pixel, **nifti_options)
