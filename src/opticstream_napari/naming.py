@@ -28,6 +28,9 @@ class NameParseError(ValueError):
         self.expected = expected
         super().__init__(f"cannot parse name {name!r}: expected {expected}")
 
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return type(self), (self.name, self.expected)  # crosses to and from worker processes
+
 
 def project_slug(project: str) -> str:
     """Lower-case, '_' -> '-': the one spelling used for locks, keys and channels."""

@@ -1,5 +1,5 @@
 
-"""The engine on simulated PS-OCT acquisitions: live, on both backends, on dask, with failures."""
+"""The engine on simulated PS-OCT acquisitions: live, on both backends, in processes, on dask, with failures."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from engine_support import (
 )
 
 from opticstream_napari import naming
-from opticstream_napari.engine.executors import DaskExecutor
+from opticstream_napari.engine.executors import DaskExecutor, ProcessExecutor
 from opticstream_napari.engine.messages import MosaicFinalised, RegionWritten, SliceDone, UnitCompleted, UnitFailed
 from opticstream_napari.engine.pipelines.psoct_mosaic import live_path
 from opticstream_napari.engine.runner import Until
@@ -102,6 +102,20 @@ def test_dask_cluster_of_worker_processes_gives_identical_outputs(acquisition, t
     finally:
         executor.close()
     assert run.report.completed == 30 and not run.report.failed
+    assert_same_outputs(outputs(config), direct_tiny)
+
+
+def test_local_worker_processes_give_identical_outputs(acquisition, tmp_path, direct_tiny) -> None:
+    """What the napari widget runs: the same tasks in spawned processes of this host."""
+    config, raw = acquisition
+    simulate(config, raw)
+    executor = ProcessExecutor(2)
+    try:
+        run = run_engine(config, raw, f"sqlite:///{tmp_path / 'state.db'}", executor=executor)
+    finally:
+        executor.close()
+    assert run.report.completed == 30 and not run.report.failed
+    assert any(isinstance(m, RegionWritten) for m in run.messages), "live regions come back from the processes"
     assert_same_outputs(outputs(config), direct_tiny)
 
 

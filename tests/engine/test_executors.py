@@ -1,29 +1,34 @@
-"""The local executor, and riding out connection errors."""
+"""The pool executors (threads, processes), and riding out connection errors."""
 
 from __future__ import annotations
 
+import math
+import os
 import threading
 
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from opticstream_napari.engine.executors import LocalExecutor, cores
+from opticstream_napari.engine.executors import LocalExecutor, ProcessExecutor, cores
 from opticstream_napari.engine.reconnect import reliably
 
 
-def _square(x: int) -> int:
-    if x < 0:
-        raise ValueError(f"negative: {x}")
-    return x * x
-
-
-def test_local_executor_runs_module_functions_and_reports_errors() -> None:
-    executor = LocalExecutor(3)
+@pytest.mark.parametrize("kind", [LocalExecutor, ProcessExecutor])
+def test_pool_executors_run_module_functions_and_report_errors(kind) -> None:
+    executor = kind(3)
     try:
         assert executor.slots == 3 and executor.task_threads == max(1, cores() // 3)
-        assert [executor.submit(_square, i).result() for i in range(4)] == [0, 1, 4, 9]
-        with pytest.raises(ValueError, match="negative"):
-            executor.submit(_square, -1).result()
+        assert [executor.submit(math.isqrt, i).result() for i in (0, 1, 4, 9)] == [0, 1, 2, 3]
+        with pytest.raises(ValueError, match="nonnegative"):
+            executor.submit(math.isqrt, -1).result()
+    finally:
+        executor.close()
+
+
+def test_process_executor_runs_work_outside_this_process() -> None:
+    executor = ProcessExecutor(1)
+    try:
+        assert executor.submit(os.getpid).result() != os.getpid()
     finally:
         executor.close()
 

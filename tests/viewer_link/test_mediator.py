@@ -43,6 +43,7 @@ def test_a_live_mosaic_appears_multiscale_and_refreshes_as_regions_land(
     link.receive(region(mosaic, "aip", store, 0, 16))
     qtbot.waitUntil(lambda: layer.get_value(point, world=True)[1] == 70.0, timeout=5000)
     assert link.layers[(1, "aip")] is layer, "a region refreshes the layer, it does not replace it"
+    assert all(isinstance(level, np.ndarray) for level in layer.data), "a growing mosaic is refreshed from memory"
 
 
 def test_a_finalised_mosaic_replaces_its_preview_and_brings_mask_and_tiles(
@@ -67,6 +68,7 @@ def test_a_finalised_mosaic_replaces_its_preview_and_brings_mask_and_tiles(
     layer = link.layers[(1, "aip")]
     qtbot.waitUntil(lambda: layer.get_value((300.0, 300.0), world=True)[1] == 55.0, timeout=5000)
     assert link.source_of((1, "aip")) == str(final.path)
+    assert not isinstance(layer.data[0], np.ndarray), "a final mosaic stays lazy on disk"
     labels = link.layers[(1, "mask")]
     assert labels.data.sum() == 20 * 40 and not labels.visible and labels.name == "mask · normal · slice 1"
     outlines = link.layers[(1, "tiles")]

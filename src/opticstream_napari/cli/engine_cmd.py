@@ -92,6 +92,8 @@ def _runtime_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run the work on a dask.distributed scheduler, e.g. tcp://host:8786")
     parser.add_argument("--workers", type=_count, help="local executor threads (default: cores / 4, at least 2)")
+    parser.add_argument("--processes", action="store_true",
+                        help="run the local workers as processes instead of threads (as the napari widget does)")
     parser.add_argument("--heartbeat-timeout", type=float, default=60.0,
                         help="seconds without a heartbeat before a dead engine's units are run again")
 
@@ -129,14 +131,14 @@ def _connect(config: PSOCTScanConfig | LSMScanConfig, url: str | None) -> StateS
 
 
 def _executor(args: argparse.Namespace) -> Executor:
-    from opticstream_napari.engine.executors import DaskExecutor, LocalExecutor
+    from opticstream_napari.engine.executors import DaskExecutor, LocalExecutor, ProcessExecutor
 
     if args.scheduler:
         try:
             return DaskExecutor(args.scheduler)
         except OSError as error:
             raise CommandError(f"cannot reach the dask scheduler at {args.scheduler}: {error}") from None
-    return LocalExecutor(args.workers)
+    return (ProcessExecutor if args.processes else LocalExecutor)(args.workers)
 
 
 @contextmanager

@@ -26,6 +26,9 @@ class ConfigError(ValueError):
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"invalid scan config {source}:\n{lines}")
 
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return type(self), (self.source, self.problems)  # crosses to and from worker processes
+
 
 def describe_validation_error(error: ValidationError) -> list[str]:
     """One readable line per problem: dotted field path, what is allowed, what was found."""

@@ -1,6 +1,6 @@
-"""Where the heavy work runs: a small pool in this process, or a dask.distributed cluster.
+"""Where the heavy work runs: a small pool of threads or of processes, or a dask.distributed cluster.
 
-Both take a module-level function and picklable arguments and return a
+All take a module-level function and picklable arguments and return a
 :class:`concurrent.futures.Future`, so the engine's coordinator never knows which one it has.
 Work functions take plain data (config dict, identity dict, paths), write their outputs
 atomically and return small results, so the same call works in a thread or on another host.
@@ -8,10 +8,11 @@ atomically and return small results, so the same call works in a thread or on an
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -40,19 +41,19 @@ def cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
-class LocalExecutor:
-    """Threads in this process; the numba and FFTW kernels release the GIL, so threads scale.
+class _PoolExecutor:
+    """A fixed pool of this host: ``workers`` tasks at once, the cores split between them.
 
     The default size keeps a core's worth of headroom on small machines by splitting the cores
     between a few tasks instead of running one task per core: the GUI thread stays responsive,
     and a slow write of one task overlaps another's computation.
     """
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None, pool: Callable[[int], ThreadPoolExecutor | ProcessPoolExecutor]) -> None:
         self._workers = workers or max(2, cores() // 4)
         if self._workers < 1:
-            raise ValueError(f"a local executor needs at least 1 worker, found {workers}")
-        self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="opticstream-work")
+            raise ValueError(f"{type(self).__name__} needs at least 1 worker, found {workers}")
+        self._pool = pool(self._workers)
 
     @property
     def slots(self) -> int:
@@ -69,7 +70,29 @@ class LocalExecutor:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def __repr__(self) -> str:
-        return f"LocalExecutor({self._workers} workers × {self.task_threads} threads)"
+        return f"{type(self).__name__}({self._workers} workers × {self.task_threads} threads)"
+
+
+class LocalExecutor(_PoolExecutor):
+    """Threads in this process; the numba and FFTW kernels release the GIL, so threads scale."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        super().__init__(workers, lambda n: ThreadPoolExecutor(max_workers=n, thread_name_prefix="opticstream-work"))
+
+
+class ProcessExecutor(_PoolExecutor):
+    """Worker processes of this host: what the napari session uses.
+
+    Threads share the interpreter lock with napari's GUI thread, and parts of the work hold it
+    for hundreds of milliseconds (scipy.ndimage in the mask, Python in the fuse bookkeeping); in
+    processes they cannot freeze the viewer. Workers are spawned, never forked, since a Qt
+    process with running threads cannot be forked safely; they start on the first task, from
+    the calling thread, whose nice value they inherit.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        spawn = multiprocessing.get_context("spawn")
+        super().__init__(workers, lambda n: ProcessPoolExecutor(max_workers=n, mp_context=spawn))
 
 
 class DaskExecutor:

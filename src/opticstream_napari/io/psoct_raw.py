@@ -48,6 +48,9 @@ class RawTileError(ValueError):
         self.found = found
         super().__init__(f"{self.path}: {what}: expected {expected}, found {found}")
 
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return type(self), (self.path, self.what, self.expected, self.found)  # crosses to and from worker processes
+
 
 @dataclass(frozen=True, slots=True)
 class TileGeometry:

@@ -45,6 +45,9 @@ class SpoolFormatError(ValueError):
         self.found = found
         super().__init__(f"{path}: expected {expected}, found {found}")
 
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return type(self), (self.path, self.expected, self.found)  # crosses to and from worker processes
+
 
 @dataclass(frozen=True, slots=True)
 class ZylaMetadata:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 
 class StateError(Exception):
     """Base of every state-store error, so callers can catch them as one family."""
@@ -22,6 +25,9 @@ class SchemaMismatch(StateError):
         super().__init__(message)
         self.current = current
         self.expected = expected
+
+    def __reduce__(self) -> tuple[Callable[..., SchemaMismatch], tuple[object, ...]]:
+        return partial(type(self), current=self.current, expected=self.expected), (str(self),)
 
 
 class NodeNotFound(StateError, LookupError):

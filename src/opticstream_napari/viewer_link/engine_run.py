@@ -13,7 +13,7 @@ from typing import Any
 from napari.qt.threading import FunctionWorker
 from napari.utils import cancelable_progress
 
-from opticstream_napari.engine.executors import LocalExecutor
+from opticstream_napari.engine.executors import LocalExecutor, ProcessExecutor
 from opticstream_napari.engine.messages import EngineMessage
 from opticstream_napari.engine.runner import Engine, RunReport
 from opticstream_napari.identity import Identity
@@ -29,6 +29,7 @@ class EngineOptions:
     poll_interval: float = 0.5
     incomplete_grace: float = 120.0
     workers: int | None = None
+    processes: bool = True  # the work cannot hold the GUI's interpreter lock
     nice: int = 10  # the engine's threads yield the CPU to the GUI thread on a busy machine
 
 
@@ -58,7 +59,7 @@ def run_engine(run: EngineRun, options: EngineOptions, listener: Callable[[Engin
     before = lower_priority(options.nice)
     try:
         state = StateService.for_config(run.config)
-        executor = LocalExecutor(options.workers)
+        executor = (ProcessExecutor if options.processes else LocalExecutor)(options.workers)
         try:
             engine = Engine(run.config, run.raw_folder, state, executor, force=run.force,
                             stability_seconds=options.stability_seconds, poll_interval=options.poll_interval,

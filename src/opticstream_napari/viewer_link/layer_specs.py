@@ -33,9 +33,10 @@ log = logging.getLogger(__name__)
 ScanConfigModel = LSMScanConfig | PSOCTScanConfig
 LayerKey = tuple[int, str]  # (position of the mosaic in its slice, what); position 0: project-wide
 UNITS = ("µm", "µm")  # (y, x); a volume's layers carry one more for z
-# napari imports these on the GUI thread when it makes its first labels layer (seconds without a
-# bytecode cache); the link imports them beforehand, on a worker thread.
-OVERLAY_IMPORTS = ("pandas", "scipy.linalg", "skimage")
+# Imported on the GUI thread the first time a layer needs them, for about a second each: napari's
+# first labels layer (pandas, scipy.linalg, skimage), and dask's first compute of a pyramid level,
+# which looks for a distributed client. The link imports them beforehand, on a worker thread.
+FIRST_LAYER_IMPORTS = ("pandas", "scipy.linalg", "skimage", "distributed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +153,8 @@ def _focus_spec(config: PSOCTScanConfig, bucket: str) -> LayerSpec | None:
     return LayerSpec((0, f"focus-{bucket}"), 0, str(path), "image", plane.astype(np.float32), kwargs)
 
 
-def import_overlay_dependencies() -> None:
-    for name in OVERLAY_IMPORTS:
+def import_first_layer_dependencies() -> None:
+    for name in FIRST_LAYER_IMPORTS:
         importlib.import_module(name)
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pint
 from napari.qt.threading import FunctionWorker, create_worker
 from napari.utils.notifications import show_info, show_warning
@@ -32,16 +33,16 @@ from opticstream_napari.state.lifecycle import Lifecycle
 from opticstream_napari.state.summary import SliceSummary
 from opticstream_napari.viewer_link.engine_run import EngineOptions, EngineRun, EngineWorker, RunProgress, run_engine
 from opticstream_napari.viewer_link.layer_specs import (
-    OVERLAY_IMPORTS,
+    FIRST_LAYER_IMPORTS,
     UNITS,
     LayerKey,
     LayerSpec,
     ScanConfigModel,
     SliceLayers,
-    import_overlay_dependencies,
+    import_first_layer_dependencies,
     mosaic_position,
-    slice_layer_specs,
 )
+from opticstream_napari.viewer_link.live_levels import Patch, Region, is_live_preview, live_slice_layers, read_patches
 from opticstream_napari.viewer_link.state_follower import Failure, StateFollower, StateUpdate, slice_failures
 
 if TYPE_CHECKING:
@@ -93,6 +94,9 @@ class ViewerLink(QObject):
         self._extents: dict[LayerKey, tuple[int, ...]] = {}
         self._emptied: dict[LayerKey, bool] = {}  # roles hidden because the shown slice has no data for them
         self._dirty: set[LayerKey] = set()
+        self._held: dict[LayerKey, list[np.ndarray]] = {}  # live previews' levels in memory (the layer's data)
+        self._regions: dict[LayerKey, list[Region]] = {}  # written since the held levels were read
+        self._reading: set[LayerKey] = set()
         self._jobs: set[FunctionWorker] = set()
         self._scanning: set[int] = set()
         self._rescan: set[int] = set()
@@ -130,8 +134,8 @@ class ViewerLink(QObject):
         self.summaries = {}
         self.stateChanged.emit({})
         self._follower = StateFollower(config, self._stateArrived.emit, self._stateFailed.emit)
-        if not all(name in sys.modules for name in OVERLAY_IMPORTS):
-            threading.Thread(target=import_overlay_dependencies, name="opticstream-imports", daemon=True).start()
+        if not all(name in sys.modules for name in FIRST_LAYER_IMPORTS):
+            threading.Thread(target=import_first_layer_dependencies, name="opticstream-imports", daemon=True).start()
         self.message.emit(f"Project {config.project_name}: connecting to the state database…")
 
     @property
@@ -294,6 +298,7 @@ class ViewerLink(QObject):
                 break  # a new layer costs napari 0.1-0.5 s: never two in one tick, nor after other work
             self._apply(heapq.heappop(self._pending)[-1])
             applied += 1
+        self._read_regions()
         for key in self._dirty:
             if self._present(key):
                 self._layers[key].refresh(thumbnail=False, extent=False, highlight=False)
@@ -316,7 +321,10 @@ class ViewerLink(QObject):
             extent = self._extents.get(key, (0, 0))
             inside = message.region[1] <= extent[-2] and message.region[3] <= extent[-1]
             if self.source_of(key) == message.path and inside:
-                self._dirty.add(key)
+                if key in self._held:
+                    self._regions.setdefault(key, []).append(message.region)
+                else:
+                    self._dirty.add(key)
             else:
                 self.request_layers(message.mosaic.slice)
         elif isinstance(message, MosaicFinalised | VolumesStitched):
@@ -332,7 +340,7 @@ class ViewerLink(QObject):
         self._scanning.add(slice_id)
         known = {k: v for k, v in self._sources.items() if self._present(k) and k not in self._emptied}
         known.update((spec.key, spec.source) for *_, spec in self._pending)
-        job = create_worker(slice_layer_specs, self.config, slice_id, known, self.preview_level, _start_thread=False)
+        job = create_worker(live_slice_layers, self.config, slice_id, known, self.preview_level, _start_thread=False)
         job.returned.connect(_weakly(self._queue))
         job.finished.connect(_weakly(self._scanned, slice_id))
         self._start_job(job)
@@ -385,8 +393,36 @@ class ViewerLink(QObject):
                    "shapes": self.viewer.add_shapes}[spec.kind]
             self._layers[spec.key] = add(spec.data, **spec.kwargs)
         self._sources[spec.key] = spec.source
+        if is_live_preview(spec) and spec.extent is not None:
+            self._held[spec.key] = spec.data
+            # read once more off the GUI thread: tiles may have landed since the levels were loaded
+            self._regions[spec.key] = [(0, spec.extent[-2], 0, spec.extent[-1])]
+        else:
+            self._held.pop(spec.key, None)
+            self._regions.pop(spec.key, None)
         if spec.extent is not None:
             self._extents[spec.key] = spec.extent
+
+    def _read_regions(self) -> None:
+        """Read what the engine wrote into held previews off the GUI thread, one job per layer at a time."""
+        for key in [k for k in self._regions if k not in self._reading]:
+            regions, source = self._regions.pop(key), self._sources[key]
+            self._reading.add(key)
+            job = create_worker(read_patches, source, len(self._held[key]), regions, _start_thread=False)
+            job.returned.connect(_weakly(self._patch, key, source))
+            job.finished.connect(_weakly(self._read_done, key))
+            self._start_job(job)
+
+    def _patch(self, key: LayerKey, source: str, patches: list[Patch]) -> None:
+        held = self._held.get(key)
+        if held is None or self.source_of(key) != source:
+            return  # the layer moved on to another slice or to its final mosaic meanwhile
+        for patch in patches:
+            held[patch.index][patch.box] = patch.data
+        self._dirty.add(key)
+
+    def _read_done(self, key: LayerKey) -> None:
+        self._reading.discard(key)
 
     def show_slice(self, slice_id: int) -> None:
         """Show ``slice_id`` in the layers; picking the newest slice goes back to following new slices."""
@@ -423,7 +459,7 @@ class ViewerLink(QObject):
     @property
     def busy(self) -> bool:
         """Whether background lookups are still in flight (tests wait on this)."""
-        return bool(self._jobs or self._inbox or self._pending or self._dirty)
+        return bool(self._jobs or self._inbox or self._pending or self._dirty or self._regions)
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the engine (waiting for the work in flight), the state follower and the timer."""
@@ -444,6 +480,8 @@ class ViewerLink(QObject):
             self._progress.close()
             self._progress = None
         self._layers.clear()
+        self._held.clear()
+        self._regions.clear()
         self._inbox.clear()
         self._pending.clear()
 
