@@ -14,10 +14,12 @@ from opticstream_napari.config import PSOCTScanConfig, TileSavingType
 from opticstream_napari.io import psoct_outputs
 from opticstream_napari.io.psoct_outputs import (
     QUANTISATION,
+    TileVolume,
     processed_folder,
     read_volume_nifti,
     tile_output_paths,
     write_tile_outputs,
+    write_volume_nifti,
 )
 from opticstream_napari.io.psoct_raw import (
     NIFTI_HEADER_BYTES,
@@ -113,6 +115,22 @@ def test_quantised_volumes_read_back_in_physical_units_within_half_a_step(simula
         low, high = q.inter, q.inter + q.top * q.slope
         stored, _ = read_volume_nifti(path)
         np.testing.assert_allclose(stored, np.clip(truth, low, high), atol=q.slope / 2 + 1e-4)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "uint16", "uint8"])
+def test_a_volume_reads_in_parts_as_it_reads_whole(tmp_path: Path, dtype: str) -> None:
+    """Parts (z, y, x) of a tile volume, read from a memory map and scaled in float32, equal the
+    whole volume read by nibabel at the same place."""
+    volume = np.random.default_rng(1).uniform(-80.0, 85.0, (12, 16, 40)).astype(np.float32)  # (y, x, z)
+    quantisation = None if dtype == "float32" else QUANTISATION[dtype]["O3D"]
+    path = write_volume_nifti(tmp_path / "tile.nii", volume, (10.0, 10.0, 2.5), quantisation)
+    whole = read_volume_nifti(path)[0].transpose(2, 0, 1)
+    tile = TileVolume(path)
+    assert tile.shape == (40, 12, 16)
+    for part in [(slice(0, 40), slice(0, 12), slice(0, 16)), (slice(7, 31), slice(3, 10), slice(5, 6))]:
+        found = tile.read(*part)
+        assert found.dtype == np.float32 and found.flags.c_contiguous
+        np.testing.assert_allclose(found, whole[part], rtol=1e-6, atol=1e-4)
 
 
 def test_two_dimensional_enface_maps_and_no_volumes_when_configured(simulated, tmp_path: Path) -> None:

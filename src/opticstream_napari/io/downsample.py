@@ -46,10 +46,41 @@ def pool2(block: np.ndarray, reduction: Reduction = Reduction.MEAN) -> np.ndarra
 
 
 def _pool_circular(block: np.ndarray) -> np.ndarray:
-    doubled = np.deg2rad(block.astype(np.float32, copy=False)) * np.float32(2.0)
-    cos = pool2(np.cos(doubled))
-    sin = pool2(np.sin(doubled))
-    return (np.rad2deg(np.arctan2(sin, cos)) * np.float32(0.5)).astype(block.dtype, copy=False)
+    """Angles pooled in one pass (no full-size cos/sin copies: a volume's write unit is large)."""
+    src = block.astype(np.float32, copy=False)
+    src = src.reshape((1, *src.shape)) if src.ndim == 2 else src
+    out = np.empty(pooled_shape(src.shape), dtype=np.float32)
+    _pool_angles(src, out)
+    return out.reshape(pooled_shape(block.shape)).astype(block.dtype, copy=False)
+
+
+@nb.njit(nogil=True, cache=True)
+def _pool_angles(src, out):
+    """½·atan2(Σ sin 2θ, Σ cos 2θ) over the finite samples of each 2×2×2 block, in degrees."""
+    sz, sy, sx = src.shape
+    nz, ny, nx = out.shape
+    doubled = np.float32(np.pi / 90.0)
+    halved = np.float32(90.0 / np.pi)
+    zero = np.float32(0.0)
+    for k in range(nz):
+        k0 = 2 * k
+        k1 = min(k0 + 1, sz - 1)
+        for j in range(ny):
+            j0 = 2 * j
+            j1 = min(j0 + 1, sy - 1)
+            for i in range(nx):
+                i0 = 2 * i
+                i1 = min(i0 + 1, sx - 1)
+                c = zero
+                s = zero
+                n = 0
+                for v in (src[k0, j0, i0], src[k0, j0, i1], src[k0, j1, i0], src[k0, j1, i1],
+                          src[k1, j0, i0], src[k1, j0, i1], src[k1, j1, i0], src[k1, j1, i1]):
+                    if v - v == zero:
+                        c += np.cos(v * doubled)
+                        s += np.sin(v * doubled)
+                        n += 1
+                out[k, j, i] = np.arctan2(s, c) * halved if n else np.nan
 
 
 @nb.njit(nogil=True, cache=True, inline="always")

@@ -159,20 +159,28 @@ def read_volume_nifti(path: str | os.PathLike[str]) -> tuple[npt.NDArray[np.floa
 class TileVolume:
     """A per-tile volume file read in parts, ``(z, y, x)`` float32 in physical units.
 
-    NIfTI stores X fastest and Z slowest, so a depth range of a tile is one contiguous read:
-    mosaics are stitched slab by slab without loading whole tiles.
+    NIfTI stores X fastest and Z slowest, so a depth range of a tile is one contiguous stretch
+    of the file: mosaics are stitched slab by slab from a memory map, without loading whole
+    tiles. Quantised samples are scaled in float32 (``stored · slope + inter``).
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._image = nib.load(str(path))
-        if len(self._image.shape) != 3:
-            raise ValueError(f"{path} is not a volume (X × Y × Z): shape {self._image.shape}")
-        x, y, z = self._image.shape
+        stored = nib.load(str(path)).dataobj  # an ArrayProxy: where and how the samples are stored
+        if len(stored.shape) != 3:
+            raise ValueError(f"{path} is not a volume (X × Y × Z): shape {stored.shape}")
+        self._scale = (np.float32(stored.slope), np.float32(stored.inter))
+        self._samples = np.memmap(path, dtype=stored.dtype, mode="r", offset=int(stored.offset),
+                                  shape=stored.shape, order="F")
+        x, y, z = stored.shape
         self.shape = (int(z), int(y), int(x))
 
     def read(self, z: slice, y: slice, x: slice) -> npt.NDArray[np.float32]:
-        block = np.asarray(self._image.dataobj[x, y, z], dtype=np.float32)
-        return np.ascontiguousarray(block.transpose(2, 1, 0))
+        block = self._samples[x, y, z].transpose(2, 1, 0).astype(np.float32, order="C")
+        slope, inter = self._scale
+        if slope != 1 or inter != 0:
+            block *= slope
+            block += inter
+        return block
 
 
 def _volume_header(
