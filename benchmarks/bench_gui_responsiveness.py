@@ -41,6 +41,7 @@ class Result:
     size: str
     slices: int
     pace: float
+    executor: str
     seconds: float = 0.0
     samples: int = 0
     longest_stall_ms: float = 0.0
@@ -124,6 +125,8 @@ def time_slots(timings: dict[str, list[float]], creations: list[tuple[float, flo
                     timings.setdefault(split, []).append((ended - began) * 1000)
                 if split == NEW_LAYER:
                     creations.append((began, ended))
+                    spec = args[0]
+                    timings.setdefault(f"  {spec.kind} {spec.key[1]}", []).append((ended - began) * 1000)
 
         setattr(cls, name, timed)
 
@@ -158,7 +161,8 @@ def run(args: argparse.Namespace) -> Result:
     viewer.window.resize(1500, 950)
     widget = OpticStreamWidget(viewer)
     viewer.window.add_dock_widget(widget, name="OpticStream", area="right")
-    widget.link.options = EngineOptions(stability_seconds=0.5, poll_interval=0.2, incomplete_grace=30.0)
+    widget.link.options = EngineOptions(stability_seconds=0.5, poll_interval=0.2, incomplete_grace=30.0,
+                                        processes=args.executor == "processes")
     widget.config_panel.load(acquisition.config_path)
     phase = ["starting"]
     stop = threading.Event()
@@ -169,7 +173,7 @@ def run(args: argparse.Namespace) -> Result:
 
     simulator = threading.Thread(target=acquire, name="bench-simulator", daemon=True)
     meter = StallMeter(phase)
-    result = Result(args.size, args.slices, args.pace, machine=machine_line())
+    result = Result(args.size, args.slices, args.pace, args.executor, machine=machine_line())
     loop = QEventLoop()
     started = time.perf_counter()
     asked: list[float] = []
@@ -239,6 +243,7 @@ def _percentile(values: list[float], q: float) -> float:
 def report(result: Result) -> None:
     print(result.machine)
     print(f"run: {result.size} preset, {result.slices} slice(s), pace {result.pace} s per raw file, "
+          f"engine work in {result.executor}, "
           f"{result.seconds:.1f} s, {result.completed_units} tiles completed, {result.layers} layers")
     print(f"event-loop samples: {result.samples} (QTimer every {TIMER_MS} ms)")
     print(f"stall: longest {result.longest_stall_ms:.1f} ms, p99 {result.p99_stall_ms:.1f} ms, "
@@ -266,6 +271,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds")
     parser.add_argument("--cancel-after", type=float, default=None, help="stop the engine after this many seconds")
     parser.add_argument("--worst", type=int, default=8, help="how many of the largest stalls to list")
+    parser.add_argument("--executor", choices=["processes", "threads"], default="processes",
+                        help="where the engine's work runs (the widget uses processes)")
     parser.add_argument("--output", type=Path, help="folder for the simulated project (default: temporary)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
