@@ -81,10 +81,12 @@ def test_live_acquisition_grows_mosaic_layers_and_completes(
     qtbot.waitUntil(mosaic_finalised, timeout=30000)
     assert len(covered) >= 2 and covered == sorted(covered), f"the live AIP mosaic grew tile by tile: {covered}"
     qtbot.waitUntil(lambda: _status(widget) == "completed", timeout=30000)
+    qtbot.waitUntil(lambda: {(2, v) for v in ("dBI", "R3D", "O3D")} <= set(link.layers), timeout=30000)
     qtbot.waitUntil(lambda: not link.busy, timeout=10000)
     layers = link.layers
     assert {what for position, what in layers if position == 2} == {
-        "aip", "ret", "ori", "biref", "mip", "surf", "mask", "tiles"}
+        "aip", "ret", "ori", "biref", "mip", "surf", "mask", "tiles", "dBI", "R3D", "O3D"}
+    assert layers[(2, "O3D")].ndim == 3 and layers[(2, "aip")].ndim == 2
     assert all(layer.multiscale for (_, what), layer in layers.items() if what in ("aip", "ori"))
     assert layers[(1, "ori")].colormap.name == "twilight_shifted"
     assert layers[(2, "aip")].name == "AIP · tilted · slice 1"
