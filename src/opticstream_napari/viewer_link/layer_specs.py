@@ -8,7 +8,6 @@ En-face mosaics are 2D ``(y, x)`` layers, volume mosaics 3D ``(z, y, x)`` ones; 
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,10 +32,6 @@ log = logging.getLogger(__name__)
 ScanConfigModel = LSMScanConfig | PSOCTScanConfig
 LayerKey = tuple[int, str]  # (position of the mosaic in its slice, what); position 0: project-wide
 UNITS = ("µm", "µm")  # (y, x); a volume's layers carry one more for z
-# Imported on the GUI thread the first time a layer needs them, for about a second each: napari's
-# first labels layer (pandas, scipy.linalg, skimage), and dask's first compute of a pyramid level,
-# which looks for a distributed client. The link imports them beforehand, on a worker thread.
-FIRST_LAYER_IMPORTS = ("pandas", "scipy.linalg", "skimage", "distributed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,11 +146,6 @@ def _focus_spec(config: PSOCTScanConfig, bucket: str) -> LayerSpec | None:
     kwargs = {"name": f"focus plane · {bucket}", "scale": pixel, "units": UNITS, "axis_labels": ("y", "x"),
               "colormap": "viridis", "contrast_limits": limits, "visible": False}
     return LayerSpec((0, f"focus-{bucket}"), 0, str(path), "image", plane.astype(np.float32), kwargs)
-
-
-def import_first_layer_dependencies() -> None:
-    for name in FIRST_LAYER_IMPORTS:
-        importlib.import_module(name)
 
 
 def mosaic_position(mosaic: PSOCTMosaicId, mosaics_per_slice: int) -> int:

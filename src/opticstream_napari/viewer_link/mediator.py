@@ -10,7 +10,6 @@ import atexit
 import heapq
 import itertools
 import logging
-import sys
 import threading
 import time
 import weakref
@@ -33,17 +32,16 @@ from opticstream_napari.state.lifecycle import Lifecycle
 from opticstream_napari.state.summary import SliceSummary
 from opticstream_napari.viewer_link.engine_run import EngineOptions, EngineRun, EngineWorker, RunProgress, run_engine
 from opticstream_napari.viewer_link.layer_specs import (
-    FIRST_LAYER_IMPORTS,
     UNITS,
     LayerKey,
     LayerSpec,
     ScanConfigModel,
     SliceLayers,
-    import_first_layer_dependencies,
     mosaic_position,
 )
 from opticstream_napari.viewer_link.live_levels import Patch, Region, is_live_preview, live_slice_layers, read_patches
 from opticstream_napari.viewer_link.state_follower import Failure, StateFollower, StateUpdate, slice_failures
+from opticstream_napari.viewer_link.warmup import is_warm, warm_up_layers
 
 if TYPE_CHECKING:
     import napari
@@ -134,8 +132,8 @@ class ViewerLink(QObject):
         self.summaries = {}
         self.stateChanged.emit({})
         self._follower = StateFollower(config, self._stateArrived.emit, self._stateFailed.emit)
-        if not all(name in sys.modules for name in FIRST_LAYER_IMPORTS):
-            threading.Thread(target=import_first_layer_dependencies, name="opticstream-imports", daemon=True).start()
+        if not is_warm():
+            threading.Thread(target=warm_up_layers, name="opticstream-warm-up", daemon=True).start()
         self.message.emit(f"Project {config.project_name}: connecting to the state database…")
 
     @property
