@@ -92,18 +92,24 @@ SLOTS = {  # the widget's own work on the GUI thread, timed separately from napa
     "ViewerLink._apply": "add one layer or give it new data (napari's add_layer or data setter)",
     "ViewerLink._on_state": "merge summaries, notify",
     "OpticStreamWidget._on_state": "update the state table",
+    "SceneCanvas.on_draw": "napari's canvas paint (vispy: texture uploads, first-draw shader builds)",
 }
 NEW_LAYER = "ViewerLink._apply: new layer"
 NEW_DATA = "ViewerLink._apply: new data"
 
 
-def time_slots(timings: dict[str, list[float]], creations: list[tuple[float, float]]) -> None:
+def time_slots(
+    timings: dict[str, list[float]], creations: list[tuple[float, float]], activity: list[tuple[float, float, str]]
+) -> None:
     """Wrap the widget's GUI-thread slots (before any instance exists) to record their durations,
-    and when each new layer was being created (``creations``: perf_counter intervals)."""
+    when each new layer was being created (``creations``: perf_counter intervals), and every call
+    (``activity``: interval and what), to say what ran during the largest stalls."""
+    from vispy.scene import SceneCanvas
+
     from opticstream_napari._qt.main_widget import OpticStreamWidget
     from opticstream_napari.viewer_link import ViewerLink
 
-    classes = {"ViewerLink": ViewerLink, "OpticStreamWidget": OpticStreamWidget}
+    classes = {"ViewerLink": ViewerLink, "OpticStreamWidget": OpticStreamWidget, "SceneCanvas": SceneCanvas}
     for qualified in SLOTS:
         owner, name = qualified.split(".")
         cls = classes[owner]
@@ -121,12 +127,15 @@ def time_slots(timings: dict[str, list[float]], creations: list[tuple[float, flo
             finally:
                 ended = time.perf_counter()
                 _bucket.append((ended - began) * 1000)
+                what = _name
                 if split is not None:
                     timings.setdefault(split, []).append((ended - began) * 1000)
                 if split == NEW_LAYER:
                     creations.append((began, ended))
                     spec = args[0]
                     timings.setdefault(f"  {spec.kind} {spec.key[1]}", []).append((ended - began) * 1000)
+                    what = f"new {spec.kind} layer {spec.key[1]}"
+                activity.append((began, ended, what))
 
         setattr(cls, name, timed)
 
@@ -154,7 +163,8 @@ def run(args: argparse.Namespace) -> Result:
 
     timings: dict[str, list[float]] = {}
     creations: list[tuple[float, float]] = []
-    time_slots(timings, creations)
+    activity: list[tuple[float, float, str]] = []
+    time_slots(timings, creations, activity)
     root = args.output or Path(tempfile.mkdtemp(prefix="opticstream-bench-gui-"))
     acquisition = prepare_run(root, "psoct", args.size)
     viewer = napari.Viewer(title="OpticStream GUI benchmark")
@@ -226,8 +236,15 @@ def run(args: argparse.Namespace) -> Result:
     result.steady_longest_ms = max(steady)
     result.steady_p99_ms = _percentile(steady, 0.99)
     result.steady_over_goal = sum(1 for s in steady if s > GOAL_MS)
-    worst = sorted(meter.gaps, key=lambda g: g[1], reverse=True)[: args.worst]
-    result.worst = [{"at_s": round(at, 2), "stall_ms": round(ms, 1), "during": what} for at, ms, what in worst]
+    order = sorted(range(len(meter.gaps)), key=lambda i: meter.gaps[i][1], reverse=True)[: args.worst]
+    result.worst = []
+    for i in order:
+        at, ms, what = meter.gaps[i]
+        start, end = meter.spans[i]
+        inside = [f"{name} {1000 * (b - a):.0f} ms" for a, b, name in activity
+                  if a < end and start < b and b - a > 0.02]
+        result.worst.append({"at_s": round(at, 2), "stall_ms": round(ms, 1), "during": what,
+                             "in": "; ".join(inside) or "none of the timed slots"})
     result.slots_ms = {
         name: {"calls": len(values), "max": round(max(values), 1), "p99": round(_percentile(values, 0.99), 1)}
         for name, values in timings.items() if values
@@ -254,7 +271,7 @@ def report(result: Result) -> None:
           f"{result.steady_over_goal} above {GOAL_MS:.0f} ms")
     print("largest stalls:")
     for item in result.worst:
-        print(f"  {item['stall_ms']:7.1f} ms at {item['at_s']:6.2f} s  ({item['during']})")
+        print(f"  {item['stall_ms']:7.1f} ms at {item['at_s']:6.2f} s  ({item['during']}): {item['in']}")
     print("time in the widget's own GUI-thread slots (ms):")
     for name, figures in result.slots_ms.items():
         print(f"  {name:34s} {figures['calls']:5d} calls, max {figures['max']:7.1f}, p99 {figures['p99']:6.1f}"

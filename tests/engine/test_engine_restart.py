@@ -1,4 +1,4 @@
-"""Reliability: an engine killed with SIGKILL at several points, and a database that goes away."""
+"""Reliability: an engine killed with SIGKILL at several points, stopped mid-work, and a database that goes away."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from engine_support import assert_everything_completed, assert_same_outputs, outputs, run_engine, simulate
+from engine_support import FAST, assert_everything_completed, assert_same_outputs, outputs, run_engine, simulate
 from sqlalchemy.engine import make_url
 
 from opticstream_napari.config import save_config
-from opticstream_napari.engine.runner import Until
+from opticstream_napari.engine.executors import ProcessExecutor
+from opticstream_napari.engine.messages import EngineMessage, UnitCompleted
+from opticstream_napari.engine.runner import Engine, Until
 from opticstream_napari.simulate.live import Pace
 from opticstream_napari.state.service import StateService
 
@@ -77,6 +79,43 @@ def test_engine_killed_at_several_points_finishes_every_tile_exactly_once(acquis
     assert len(completed) == 30 and set(completed.values()) == {1}
     assert recovered, "no killed claim was recovered"
     assert names.count("linc.opticstream.psoct.mosaic.enface_stitched") >= 4
+    assert_everything_completed(url, config)
+    assert_same_outputs(outputs(config), direct_tiny)
+
+
+def test_a_stop_that_abandons_work_in_flight_loses_nothing(acquisition, tmp_path, direct_tiny) -> None:
+    """The widget's Stop: worker processes end at once, their units return to pending, the next run does them."""
+    config, raw = acquisition
+    simulate(config, raw)
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    state = StateService.connect(url)
+    executor = ProcessExecutor(2)
+    try:
+        engine = Engine(config, raw, state, executor, **FAST)  # type: ignore[arg-type]
+
+        done: list[EngineMessage] = []
+
+        def stop_after_three(message: EngineMessage) -> None:
+            if isinstance(message, UnitCompleted):
+                done.append(message)
+                if len(done) == 3:
+                    engine.stop(abandon=True)
+
+        engine.add_listener(stop_after_three)
+        report = engine.run(until=Until.IDLE)
+    finally:
+        executor.close()
+        state.close()
+    assert report.stopped and not report.failed and report.completed < 30
+    with StateService.connect(url) as state:
+        released = [r.ident for r in state.events() if r.payload.get("reason") == "stopped before it finished"]
+        assert not [r for r in state.events() if r.name.endswith(".failed")]
+    assert released, "no unit was in flight when the engine stopped"
+
+    run_engine(config, raw, url)
+    with StateService.connect(url) as state:
+        completed = Counter(r.ident for r in state.events() if r.name.endswith("tile.completed"))
+    assert len(completed) == 30 and set(completed.values()) == {1}
     assert_everything_completed(url, config)
     assert_same_outputs(outputs(config), direct_tiny)
 

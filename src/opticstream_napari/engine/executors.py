@@ -34,6 +34,10 @@ class Executor(Protocol):
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]: ...
 
+    def cancel_running(self) -> bool:
+        """End the work in flight now, without waiting; False where it cannot (threads finish)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -66,6 +70,9 @@ class _PoolExecutor:
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         return self._pool.submit(fn, *args)
 
+    def cancel_running(self) -> bool:
+        return False
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
@@ -93,6 +100,18 @@ class ProcessExecutor(_PoolExecutor):
     def __init__(self, workers: int | None = None) -> None:
         spawn = multiprocessing.get_context("spawn")
         super().__init__(workers, lambda n: ProcessPoolExecutor(max_workers=n, mp_context=spawn))
+
+    def cancel_running(self) -> bool:
+        """Terminate the workers: their outputs are written atomically, so nothing half-written remains
+        under a final name. The pool is unusable afterwards; the engine run ends with it."""
+        pool: Any = self._pool
+        processes = list(pool._processes.values()) if pool._processes else []  # no public handle before 3.14
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(5.0)
+        return True
 
 
 class DaskExecutor:
@@ -144,6 +163,10 @@ class DaskExecutor:
     @property
     def task_threads(self) -> int | None:
         return self._task_threads
+
+    def cancel_running(self) -> bool:
+        self._client.cancel(list(self._running), force=True)
+        return True
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         result: Future[T] = Future()

@@ -147,6 +147,7 @@ class Engine:
         self._next_claim = 0.0
         self._report = RunReport()
         self._stop = threading.Event()
+        self._abandon = False
         self.listeners.add(self._record)
 
     def _record(self, message: EngineMessage) -> None:
@@ -160,8 +161,15 @@ class Engine:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    def stop(self) -> None:
-        """Ask a running :meth:`run` to finish the work in flight and return (thread-safe)."""
+    def stop(self, *, abandon: bool = False) -> None:
+        """Ask a running :meth:`run` to return (thread-safe).
+
+        By default the work in flight is finished and recorded first. With ``abandon`` (the
+        widget's Stop and Cancel), an executor that can end its work at once does so, the claimed
+        units go back to pending and unclaimed follow-ups are dropped: the next run resumes them,
+        as after a crash.
+        """
+        self._abandon = self._abandon or abandon
         self._stop.set()
         self._wake.set()
 
@@ -188,7 +196,8 @@ class Engine:
                 stack.enter_context(self.watcher)
             self._submit_all(self._reliably("resume", self.pipeline.resume))
             self._loop(until, slices)
-            self._drain()
+            if not (self._abandon and self._abandon_flights()):
+                self._drain()
         self._report.seconds = time.monotonic() - start
         self._report.stopped = self._stop.is_set()
         return self._report
@@ -218,6 +227,19 @@ class Engine:
 
     def _reliably(self, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return reliably(self._stop, what, call, *args, **kwargs)
+
+    def _abandon_flights(self) -> bool:
+        """End the work in flight without waiting, if the executor can; claimed units return to pending."""
+        if not self.executor.cancel_running():
+            return False
+        for flight in self._flights:
+            if flight.claim is not None:
+                self._reliably(f"releasing {flight.claim.ident}", claims.release, self.state, flight.claim,
+                               "stopped before it finished")
+                log.info("%s stopped before it finished; it is pending again", flight.claim.ident)
+        self._flights.clear()
+        self._claimed.clear()
+        return True
 
     def _drain(self) -> None:
         """Finish and record the work in flight; follow-up jobs are left to the next run."""

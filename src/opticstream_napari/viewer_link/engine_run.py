@@ -47,10 +47,10 @@ class EngineRun:
     engine: Engine | None = None
 
     def request_stop(self) -> None:
-        """Set the stop event and wake the engine's loop, so it does not sleep out its poll interval."""
-        self.stop.set()
+        """Stop now: the engine ends its work in flight (pending again for the next run) and returns."""
         if self.engine is not None:
-            self.engine.stop()
+            self.engine.stop(abandon=True)  # before the event, so the run sees ``abandon`` when it wakes
+        self.stop.set()
 
 
 def run_engine(run: EngineRun, options: EngineOptions, listener: Callable[[EngineMessage], None]) -> RunReport:
