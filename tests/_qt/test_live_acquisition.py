@@ -17,6 +17,7 @@ from opticstream_napari._qt.settings import PLUGIN_NAME
 from opticstream_napari.cli.simulate_cmd import SimulatedRun, iter_acquisition
 from opticstream_napari.simulate.live import Pace
 from opticstream_napari.viewer_link import EngineOptions
+from opticstream_napari.viewer_link.layer_specs import role_placeholders
 
 OPTIONS = EngineOptions(stability_seconds=0.2, poll_interval=0.1, incomplete_grace=0.3)
 AIP = (2, "aip")  # the second (tilted) mosaic: its layers come after napari has set up its canvas
@@ -53,7 +54,12 @@ def acquisition(tiny_run: SimulatedRun) -> Iterator[threading.Thread]:
 
 
 def _is_live(source: str | None) -> bool:
-    return source is not None and Path(source).parent.name == naming.LIVE_FOLDER
+    return bool(source) and Path(source).parent.name == naming.LIVE_FOLDER
+
+
+def _is_final(source: str | None) -> bool:
+    """A final store: neither the live preview nor the empty layer made at Start."""
+    return bool(source) and not _is_live(source)
 
 
 def _status(widget: OpticStreamWidget) -> str | None:
@@ -68,6 +74,10 @@ def test_live_acquisition_grows_mosaic_layers_and_completes(
     widget.controls.start_button.click()
     assert link.running and not widget.controls.start_button.isEnabled()
     assert get_plugin_settings(PLUGIN_NAME).session.last_raw_folder == str(tiny_run.raw_folder)
+    roles = {spec.key for spec in role_placeholders(link.config)}
+    qtbot.waitUntil(lambda: set(link.layers) == roles, timeout=30000)
+    made_at_start = dict(link.layers)
+    assert made_at_start[(2, "O3D")].ndim == 3, "every role exists before its data, volumes included"
     covered: list[int] = []
 
     def mosaic_finalised() -> bool:
@@ -76,12 +86,12 @@ def test_live_acquisition_grows_mosaic_layers_and_completes(
             pixels = int(np.isfinite(np.asarray(layer.data[0])).sum())
             if not covered or pixels != covered[-1]:
                 covered.append(pixels)
-        return layer is not None and not _is_live(link.source_of(AIP))
+        return layer is not None and _is_final(link.source_of(AIP))
 
     qtbot.waitUntil(mosaic_finalised, timeout=30000)
     assert len(covered) >= 2 and covered == sorted(covered), f"the live AIP mosaic grew tile by tile: {covered}"
     qtbot.waitUntil(lambda: _status(widget) == "completed", timeout=30000)
-    qtbot.waitUntil(lambda: {(2, v) for v in ("dBI", "R3D", "O3D")} <= set(link.layers), timeout=30000)
+    qtbot.waitUntil(lambda: all(_is_final(link.source_of((2, v))) for v in ("dBI", "R3D", "O3D")), timeout=30000)
     qtbot.waitUntil(lambda: not link.busy, timeout=10000)
     layers = link.layers
     assert {what for position, what in layers if position == 2} == {
@@ -90,6 +100,7 @@ def test_live_acquisition_grows_mosaic_layers_and_completes(
     assert all(layer.multiscale for (_, what), layer in layers.items() if what in ("aip", "ori"))
     assert layers[(1, "ori")].colormap.name == "twilight_shifted"
     assert layers[(2, "aip")].name == "AIP · tilted · slice 1"
+    assert all(layers[key] is layer for key, layer in made_at_start.items()), "data swapped in, no layer re-made"
     model = widget.state_panel.model
     assert model.data(model.index(0, 4)) == "15/15"
     widget.controls.stop_button.click()

@@ -1,12 +1,15 @@
-"""Live previews in memory: loaded within a budget, patched from the regions the engine wrote."""
+"""Mosaics in memory: live previews within a budget, patched from the regions the engine wrote; small finals."""
 
 from __future__ import annotations
 
 import numpy as np
-from link_support import PIXEL, SHAPE, live, region
+from link_support import PIXEL, SHAPE, live, pyramid, region
 
+from opticstream_napari import naming
 from opticstream_napari.config import PSOCTScanConfig
+from opticstream_napari.engine.pipelines.psoct_mosaic import stitched_folder
 from opticstream_napari.identity import PSOCTMosaicId
+from opticstream_napari.viewer_link import live_levels
 from opticstream_napari.viewer_link.layer_specs import slice_layer_specs
 from opticstream_napari.viewer_link.live_levels import (
     is_live_preview,
@@ -51,3 +54,14 @@ def test_patches_cover_a_region_on_every_held_level(config: PSOCTScanConfig) -> 
         held[patch.index][patch.box] = patch.data
     for level, array in enumerate(held):
         np.testing.assert_array_equal(array, store.read(level), err_msg=f"level {level}")
+
+
+def test_a_final_mosaic_is_held_only_when_its_full_resolution_fits(config: PSOCTScanConfig, monkeypatch) -> None:
+    final = pyramid(stitched_folder(config, 1) / naming.mosaic_zarr_name(1, "aip"))
+    final.write_region((slice(0, 16), slice(0, 16)), np.full((16, 16), 55.0, np.float32))
+    final.mark_complete()
+    (held,) = live_slice_layers(config, 1, {}).specs
+    assert not is_live_preview(held) and isinstance(held.data[0], np.ndarray) and held.data[0][0, 0] == 55.0
+    monkeypatch.setattr(live_levels, "LEVEL_BUDGET", SHAPE[0] * SHAPE[1] * 4 - 1)
+    (lazy,) = live_slice_layers(config, 1, {}).specs
+    assert not isinstance(lazy.data[0], np.ndarray) and lazy.data[0].shape == SHAPE, "never a coarser final"

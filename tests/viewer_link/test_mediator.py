@@ -16,6 +16,7 @@ from opticstream_napari.engine.pipelines.psoct_mosaic import live_path, stitched
 from opticstream_napari.identity import PSOCTMosaicId
 from opticstream_napari.io.nifti import write_enface_nifti
 from opticstream_napari.viewer_link import DISPLAY, ViewerLink
+from opticstream_napari.viewer_link.layer_specs import role_placeholders
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def test_a_finalised_mosaic_replaces_its_preview_and_brings_mask_and_tiles(
     layer = link.layers[(1, "aip")]
     qtbot.waitUntil(lambda: layer.get_value((300.0, 300.0), world=True)[1] == 55.0, timeout=5000)
     assert link.source_of((1, "aip")) == str(final.path)
-    assert not isinstance(layer.data[0], np.ndarray), "a final mosaic stays lazy on disk"
+    assert isinstance(layer.data[0], np.ndarray), "a final mosaic within the memory budget is shown from memory"
     labels = link.layers[(1, "mask")]
     assert labels.data.sum() == 20 * 40 and not labels.visible and labels.name == "mask · normal · slice 1"
     outlines = link.layers[(1, "tiles")]
@@ -126,3 +127,19 @@ def test_a_finished_volume_mosaic_is_a_3d_multiscale_layer_beside_the_2d_ones(
     viewer.dims.set_point(0, 10.0)
     assert layer.get_value((10.0, 45.0, 250.0), world=True)[1] == 60.0
     assert link.layers[(1, "aip")].get_value((10.0, 45.0, 45.0), world=True)[1] == 70.0
+
+
+def test_every_role_is_made_before_its_data_and_data_swaps_in(link: ViewerLink, config: PSOCTScanConfig, qtbot) -> None:
+    """Layers are made when processing starts; tiles landing later only swap data into them."""
+    link.prepare_layers()
+    roles = {spec.key for spec in role_placeholders(config)}
+    qtbot.waitUntil(lambda: set(link.layers) == roles and not link.busy, timeout=20000)
+    empty = link.layers[(1, "aip")]
+    assert empty.name == "AIP · normal · waiting for data" and empty.multiscale
+    assert link.layers[(1, "mask")].ndim == 2 and link.layers[(0, "focus-normal")].ndim == 2
+    mosaic = PSOCTMosaicId(config.project_name, 1, 1)
+    link.receive(region(mosaic, "aip", live(config, mosaic, "aip"), 0, 0))
+    qtbot.waitUntil(lambda: link.source_of((1, "aip")) == str(live_path(config, mosaic, "aip")), timeout=5000)
+    assert link.layers[(1, "aip")] is empty and empty.name == "AIP · normal · slice 1"
+    np.testing.assert_allclose(empty.scale, PIXEL)
+    assert tuple(empty.contrast_limits) == DISPLAY["aip"].limits

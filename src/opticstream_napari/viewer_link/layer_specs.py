@@ -22,6 +22,7 @@ import zarr
 from opticstream_napari import naming
 from opticstream_napari.config import LSMScanConfig, PSOCTScanConfig
 from opticstream_napari.engine.pipelines.psoct_mosaic import live_path, stitched_folder
+from opticstream_napari.engine.pipelines.psoct_volume import stitches_volumes
 from opticstream_napari.identity import PSOCTMosaicId
 from opticstream_napari.io.nifti import read_enface_nifti
 from opticstream_napari.io.ome_zarr import is_complete
@@ -148,6 +149,47 @@ def _focus_spec(config: PSOCTScanConfig, bucket: str) -> LayerSpec | None:
     return LayerSpec((0, f"focus-{bucket}"), 0, str(path), "image", plane.astype(np.float32), kwargs)
 
 
+PLACEHOLDER = ""  # the source of a role's layer before any slice has data for it
+
+
+def role_placeholders(config: ScanConfigModel) -> list[LayerSpec]:
+    """One empty layer per role the project will show, in the kind, units and axes of its data.
+
+    napari needs 0.1–0.7 s of GUI thread to create a layer, so the mediator creates every role
+    when processing starts; while tiles land it only swaps data (tens of ms).
+    """
+    if not isinstance(config, PSOCTScanConfig):
+        return []
+    plane = np.full((2, 2), np.nan, np.float32)
+    specs = []
+    volumes = [m.value for m in config.volume_modalities] if stitches_volumes(config) else []
+    for mosaic in range(1, config.mosaics_per_slice + 1):
+        role = mosaic_role(mosaic, config.mosaics_per_slice)
+        for modality in [m.value for m in config.enface_modalities] + volumes:
+            ndim = 3 if modality in volumes else 2
+            display = DISPLAY.get(modality, Display(modality, "gray", (0.0, 1.0)))
+            levels = [np.full((2,) * ndim, np.nan, np.float32), np.full((1,) * ndim, np.nan, np.float32)]
+            kwargs = {
+                "name": f"{layer_title(role.acquisition, display.label)} · waiting for data", "multiscale": True,
+                "cache": False, "units": (UNITS[0],) * ndim, "axis_labels": ("z", "y", "x")[-ndim:],
+                "contrast_limits": display.limits, "colormap": display.colormap, "visible": display.visible,
+            }
+            specs.append(LayerSpec((role.position, modality), 0, PLACEHOLDER, "image", levels, kwargs))
+        common = {"units": UNITS, "axis_labels": ("y", "x"), "visible": False}
+        specs.append(LayerSpec((role.position, "mask"), 0, PLACEHOLDER, "labels", np.zeros((2, 2), np.uint8), {
+            **common, "name": f"{layer_title(role.acquisition, 'mask')} · waiting for data", "opacity": 0.4}))
+        specs.append(LayerSpec((role.position, "tiles"), 0, PLACEHOLDER, "shapes", [], {
+            **common, "name": f"{layer_title(role.acquisition, 'tiles')} · waiting for data", "ndim": 2,
+            "shape_type": "rectangle", "edge_color": "cyan", "face_color": "transparent", "edge_width": 0.5,
+            "features": {"tile": np.zeros(0, int)}, "text": {"string": "{tile}", "color": "cyan", "size": 9}}))
+    buckets = {mosaic_role(m, config.mosaics_per_slice).bucket for m in range(1, config.mosaics_per_slice + 1)}
+    for bucket in sorted(buckets):
+        specs.append(LayerSpec((0, f"focus-{bucket}"), 0, PLACEHOLDER, "image", plane, {
+            "name": f"focus plane · {bucket} · waiting for data", "units": UNITS, "axis_labels": ("y", "x"),
+            "colormap": "viridis", "contrast_limits": (0.0, 1.0), "visible": False}))
+    return sorted(specs, key=lambda spec: _STACKING[spec.kind])
+
+
 def mosaic_position(mosaic: PSOCTMosaicId, mosaics_per_slice: int) -> int:
     return mosaic_role(mosaic.mosaic, mosaics_per_slice).position
 
@@ -213,6 +255,7 @@ def slice_layer_specs(
                     _add_spec(specs, build, key, slice_id, name, path)
     for bucket in sorted({mosaic_role(m, config.mosaics_per_slice).bucket
                           for m in mosaics_of_slice(slice_id, config.mosaics_per_slice)}):
-        if (0, f"focus-{bucket}") not in known and (focus := _focus_spec(config, bucket)) is not None:
+        focus = _focus_spec(config, bucket)
+        if focus is not None and known.get(focus.key) != focus.source:
             specs.append(focus)
     return SliceLayers(slice_id, sorted(specs, key=lambda spec: _STACKING[spec.kind]), frozenset(present))

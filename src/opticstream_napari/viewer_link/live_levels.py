@@ -1,11 +1,12 @@
-"""Live previews held in memory, so refreshing a growing mosaic never reads the disk on the GUI thread.
+"""En-face mosaics held in memory, so showing or refreshing them never reads the disk on the GUI thread.
 
 napari slices a layer's data on the GUI thread. From an on-disk pyramid every refresh of a
 growing mosaic read and decompressed its chunks there (100–150 ms for a 1400 × 2000 mosaic on
 the 2-core test machine); from numpy arrays it takes a few milliseconds. So a live preview is
 loaded into memory off the GUI thread, from the first level that fits :data:`LEVEL_BUDGET` down
 to the coarsest, and the regions the engine writes are read off the GUI thread too and copied
-in on it. Final mosaics never change and stay lazy on disk.
+in on it. A final en-face mosaic is loaded too when its full resolution fits the budget; a
+larger one, and every volume, stays lazy on disk, so full-resolution QC is never lost.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from opticstream_napari import naming
-from opticstream_napari.io.ome_zarr import open_pyramid
+from opticstream_napari.io.ome_zarr import OmeZarrPyramid, open_pyramid
 from opticstream_napari.viewer_link.layer_specs import (
     LayerKey,
     LayerSpec,
@@ -48,8 +49,7 @@ def load_live_levels(spec: LayerSpec, budget: int = LEVEL_BUDGET) -> LayerSpec:
     """The spec with its pyramid read into numpy, from the spec's first level or the first that fits."""
     pyramid = open_pyramid(spec.source)
     first = len(pyramid.levels) - len(spec.data)
-    itemsize = pyramid.dtype.itemsize
-    while first < len(pyramid.levels) - 1 and np.prod(pyramid.levels[first].shape) * itemsize > budget:
+    while first < len(pyramid.levels) - 1 and _nbytes(pyramid, first) > budget:
         first += 1
     arrays = [pyramid.read(level) for level in range(first, len(pyramid.levels))]
     kwargs: dict[str, Any] = {
@@ -57,12 +57,24 @@ def load_live_levels(spec: LayerSpec, budget: int = LEVEL_BUDGET) -> LayerSpec:
     return dataclasses.replace(spec, data=arrays, kwargs=kwargs)
 
 
+def _nbytes(pyramid: OmeZarrPyramid, level: int) -> int:
+    return int(np.prod(pyramid.levels[level].shape)) * pyramid.dtype.itemsize
+
+
+def _small_final(spec: LayerSpec, budget: int) -> bool:
+    """A final 2D mosaic whose full resolution fits the budget."""
+    if spec.kind != "image" or not isinstance(spec.data, list) or spec.data[0].ndim != 2:
+        return False
+    return int(np.prod(spec.data[0].shape)) * spec.data[0].dtype.itemsize <= budget
+
+
 def live_slice_layers(
     config: ScanConfigModel, slice_id: int, known: dict[LayerKey, str], preview_level: int = 0
 ) -> SliceLayers:
-    """:func:`slice_layer_specs`, with the live previews' pyramids in memory (runs off the GUI thread)."""
+    """:func:`slice_layer_specs`, with live previews and small final mosaics in memory (off the GUI thread)."""
     found = slice_layer_specs(config, slice_id, known, preview_level)
-    specs = [load_live_levels(spec) if is_live_preview(spec) else spec for spec in found.specs]
+    specs = [load_live_levels(spec) if is_live_preview(spec) or _small_final(spec, LEVEL_BUDGET) else spec
+             for spec in found.specs]
     return dataclasses.replace(found, specs=specs)
 
 

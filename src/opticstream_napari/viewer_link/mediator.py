@@ -32,12 +32,14 @@ from opticstream_napari.state.lifecycle import Lifecycle
 from opticstream_napari.state.summary import SliceSummary
 from opticstream_napari.viewer_link.engine_run import EngineOptions, EngineRun, EngineWorker, RunProgress, run_engine
 from opticstream_napari.viewer_link.layer_specs import (
+    PLACEHOLDER,
     UNITS,
     LayerKey,
     LayerSpec,
     ScanConfigModel,
     SliceLayers,
     mosaic_position,
+    role_placeholders,
 )
 from opticstream_napari.viewer_link.live_levels import Patch, Region, is_live_preview, live_slice_layers, read_patches
 from opticstream_napari.viewer_link.state_follower import Failure, StateFollower, StateUpdate, slice_failures
@@ -102,6 +104,7 @@ class ViewerLink(QObject):
         self._newest = 0
         self._follow_newest = True
         self._closed = False
+        self._fitted = False
         self._ticking = False
         self._progress_stale = False
         self._progress_due = 0.0
@@ -220,10 +223,19 @@ class ViewerLink(QObject):
             self._run.request_stop()
             self.message.emit("Stopping…")
 
+    def prepare_layers(self) -> None:
+        """Queue an empty layer for every role of the project that has none yet (see ``role_placeholders``)."""
+        if self.config is None:
+            return
+        for spec in role_placeholders(self.config):
+            if not self._present(spec.key):
+                heapq.heappush(self._pending, (0, next(self._order), spec))
+
     def _launch(self, run: EngineRun) -> None:
         if self._run is not None:
             raise RuntimeError("the engine is already running")
         self.set_config(run.config)
+        self.prepare_layers()
         self._run = run
         worker = create_worker(run_engine, run, self.options, self._inbox.append,
                                _worker_class=EngineWorker, _start_thread=False)
@@ -377,11 +389,17 @@ class ViewerLink(QObject):
         if spec.slice not in (0, self.shown_slice):
             return
         if self._present(spec.key):
+            if spec.source == PLACEHOLDER:
+                return
             layer = self._layers[spec.key]
+            first_data = self._sources.get(spec.key) == PLACEHOLDER
             layer.data = spec.data
             layer.name = spec.kwargs["name"]
+            layer.scale = spec.kwargs["scale"]
             if spec.kind == "image":
-                layer.scale, layer.translate = spec.kwargs["scale"], spec.kwargs["translate"]
+                layer.translate = spec.kwargs.get("translate", (0.0,) * layer.ndim)
+                if first_data:  # later slices keep the limits the operator may have set
+                    layer.contrast_limits = spec.kwargs["contrast_limits"]
             elif spec.kind == "shapes":
                 layer.features = spec.kwargs["features"]
             if spec.key in self._emptied:
@@ -391,6 +409,9 @@ class ViewerLink(QObject):
                    "shapes": self.viewer.add_shapes}[spec.kind]
             self._layers[spec.key] = add(spec.data, **spec.kwargs)
         self._sources[spec.key] = spec.source
+        if spec.source != PLACEHOLDER and not self._fitted:
+            self._fitted = True
+            self.viewer.reset_view()  # the placeholders gave napari no extent to fit
         if is_live_preview(spec) and spec.extent is not None:
             self._held[spec.key] = spec.data
             # read once more off the GUI thread: tiles may have landed since the levels were loaded
