@@ -18,6 +18,7 @@ Never use QT_QPA_PLATFORM=offscreen: napari cannot draw there. Run, for example:
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -144,6 +145,22 @@ def time_slots(
         setattr(cls, name, timed)
 
 
+def time_garbage_collection(timings: dict[str, list[float]], activity: list[tuple[float, float, str]]) -> None:
+    """Record Python's garbage-collection passes: a full pass over napari's objects can pause every thread."""
+    started: list[float] = []
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started.append(time.perf_counter())
+        elif started:
+            began, ended = started.pop(), time.perf_counter()
+            name = f"gc generation {info['generation']}"
+            timings.setdefault(name, []).append((ended - began) * 1000)
+            activity.append((began, ended, name))
+
+    gc.callbacks.append(callback)
+
+
 @contextmanager
 def display() -> Iterator[None]:
     """The session's X server, or a private Xvfb when there is none."""
@@ -169,6 +186,7 @@ def run(args: argparse.Namespace) -> Result:
     creations: list[tuple[float, float]] = []
     activity: list[tuple[float, float, str]] = []
     time_slots(timings, creations, activity)
+    time_garbage_collection(timings, activity)
     root = args.output or Path(tempfile.mkdtemp(prefix="opticstream-bench-gui-"))
     acquisition = prepare_run(root, "psoct", args.size)
     viewer = napari.Viewer(title="OpticStream GUI benchmark")

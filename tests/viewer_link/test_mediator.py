@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 
 import numpy as np
@@ -136,6 +137,7 @@ def test_every_role_is_made_before_its_data_and_data_swaps_in(link: ViewerLink, 
     qtbot.waitUntil(lambda: set(link.layers) == roles and not link.busy, timeout=20000)
     empty = link.layers[(1, "aip")]
     assert empty.name == "AIP · normal · waiting for data" and empty.multiscale
+    assert gc.get_freeze_count() > 0, "what exists once the layers are made is spared later full collections"
     assert link.layers[(1, "mask")].ndim == 2 and link.layers[(0, "focus-normal")].ndim == 2
     mosaic = PSOCTMosaicId(config.project_name, 1, 1)
     link.receive(region(mosaic, "aip", live(config, mosaic, "aip"), 0, 0))
@@ -143,3 +145,5 @@ def test_every_role_is_made_before_its_data_and_data_swaps_in(link: ViewerLink, 
     assert link.layers[(1, "aip")] is empty and empty.name == "AIP · normal · slice 1"
     np.testing.assert_allclose(empty.scale, PIXEL)
     assert tuple(empty.contrast_limits) == DISPLAY["aip"].limits
+    link.close()
+    assert gc.get_freeze_count() == 0, "closing hands the frozen objects back to the collector"
