@@ -398,11 +398,15 @@ class ViewerLink(QObject):
                 return
             layer = self._layers[spec.key]
             first_data = self._sources.get(spec.key) == PLACEHOLDER
-            layer.data = spec.data
-            layer.name = spec.kwargs["name"]
-            layer.scale = spec.kwargs["scale"]
+            # each setter re-slices the layer: transforms first (while the old data is still
+            # there), and only what changed, so the new data is sliced once
+            _set_if_changed(layer, "scale", spec.kwargs["scale"])
             if spec.kind == "image":
-                layer.translate = spec.kwargs.get("translate", (0.0,) * layer.ndim)
+                _set_if_changed(layer, "translate", spec.kwargs.get("translate", (0.0,) * layer.ndim))
+            layer.data = spec.data
+            if layer.name != spec.kwargs["name"]:
+                layer.name = spec.kwargs["name"]
+            if spec.kind == "image":
                 if first_data:  # later slices keep the limits the operator may have set
                     layer.contrast_limits = spec.kwargs["contrast_limits"]
             elif spec.kind == "shapes":
@@ -510,6 +514,11 @@ class ViewerLink(QObject):
         self._regions.clear()
         self._inbox.clear()
         self._pending.clear()
+
+
+def _set_if_changed(layer: Layer, name: str, value: Any) -> None:
+    if not np.allclose(getattr(layer, name), value):
+        setattr(layer, name, value)
 
 
 def _weakly(method: Callable[..., Any], *args: Any) -> Callable[..., None]:
