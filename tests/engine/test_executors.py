@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -31,6 +34,24 @@ def test_process_executor_runs_work_outside_this_process() -> None:
         assert executor.submit(os.getpid).result() != os.getpid()
     finally:
         executor.close()
+
+
+def test_workers_do_not_rerun_a_main_script_without_a_guard(tmp_path: Path) -> None:
+    """A lab's script that opens napari at module level, with no ``if __name__ == "__main__"``."""
+    marker = tmp_path / "runs.txt"
+    script = tmp_path / "session.py"
+    script.write_text(
+        "import os\n"
+        "from opticstream_napari.engine.executors import ProcessExecutor\n"
+        f"with open({str(marker)!r}, 'a') as runs:\n"
+        "    runs.write('ran\\n')\n"
+        "executor = ProcessExecutor(2)\n"
+        "print(sorted({executor.submit(os.getpid).result() for _ in range(4)} - {os.getpid()}) != [])\n"
+        "executor.close()\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "True" and marker.read_text() == "ran\n"
 
 
 def test_connection_errors_are_retried_until_the_call_succeeds(caplog) -> None:

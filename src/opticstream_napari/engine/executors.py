@@ -8,11 +8,13 @@ atomically and return small results, so the same call works in a thread or on an
 
 from __future__ import annotations
 
-import multiprocessing
 import os
+import sys
 import time
+import types
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from multiprocessing.context import SpawnContext, SpawnProcess
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -98,8 +100,7 @@ class ProcessExecutor(_PoolExecutor):
     """
 
     def __init__(self, workers: int | None = None) -> None:
-        spawn = multiprocessing.get_context("spawn")
-        super().__init__(workers, lambda n: ProcessPoolExecutor(max_workers=n, mp_context=spawn))
+        super().__init__(workers, lambda n: ProcessPoolExecutor(max_workers=n, mp_context=_SpawnWithoutMain()))
 
     def cancel_running(self) -> bool:
         """Terminate the workers: their outputs are written atomically, so nothing half-written remains
@@ -112,6 +113,29 @@ class ProcessExecutor(_PoolExecutor):
         for process in processes:
             process.join(5.0)
         return True
+
+
+class _WorkerProcess(SpawnProcess):
+    """A spawned process that does not run the parent's main script.
+
+    A spawned child imports the parent's ``__main__`` so that functions defined there can be
+    unpickled. Ours never are, and a napari session started from a lab's own script without an
+    ``if __name__ == "__main__"`` guard would run that script again in every worker: a second
+    viewer, or a bootstrapping error. The main module is hidden while the child is launched.
+    """
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            return SpawnProcess._Popen(process_obj)
+        finally:
+            sys.modules["__main__"] = main
+
+
+class _SpawnWithoutMain(SpawnContext):
+    Process = _WorkerProcess
 
 
 class DaskExecutor:
