@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opticstream_napari.cli.main import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandError
+from opticstream_napari.cli.main import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandError, positive_int
 
 if TYPE_CHECKING:
     from opticstream_napari.config import LSMScanConfig, PSOCTScanConfig
@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(Ctrl-C or SIGTERM: the work in flight finishes first).",
     )
     _engine_options(watch, stability=15.0)
-    watch.add_argument("--until-complete", type=_count, metavar="SLICES",
+    watch.add_argument("--until-complete", type=positive_int, metavar="SLICES",
                        help="exit once SLICES slices are seen and every node of them is complete")
     watch.set_defaults(handler=_watch)
 
@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     retry.add_argument("config", type=Path, metavar="CONFIG", help="scan config YAML")
     for name in ("slice", "mosaic", "batch", "tile", "channel", "strip"):
-        retry.add_argument(f"--{name}", type=_count, metavar="N", help=f"the {name} (as in `opticstream status`)")
+        retry.add_argument(f"--{name}", type=positive_int, metavar="N", help=f"the {name} (as in `opticstream status`)")
     _runtime_options(retry)
     retry.set_defaults(handler=_retry)
 
@@ -91,21 +91,11 @@ def _runtime_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", help="state database (default: from the environment or CONFIG)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run the work on a dask.distributed scheduler, e.g. tcp://host:8786")
-    parser.add_argument("--workers", type=_count, help="local executor threads (default: cores / 4, at least 2)")
+    parser.add_argument("--workers", type=positive_int, help="local executor threads (default: cores / 4, at least 2)")
     parser.add_argument("--processes", action="store_true",
                         help="run the local workers as processes instead of threads (as the napari widget does)")
     parser.add_argument("--heartbeat-timeout", type=float, default=60.0,
                         help="seconds without a heartbeat before a dead engine's units are run again")
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, found {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, found {value}")
-    return value
 
 
 # ---------------------------------------------------------------------- shared set-up

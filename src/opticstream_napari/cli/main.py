@@ -33,6 +33,17 @@ class CommandError(Exception):
         self.exit_code = exit_code
 
 
+def positive_int(text: str) -> int:
+    """An argparse type for counts and 1-based indices, with the message every subcommand shares."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, found {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, found {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="opticstream",

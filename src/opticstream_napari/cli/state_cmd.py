@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from opticstream_napari.cli.main import EXIT_FAILURE, EXIT_USAGE, CommandError
+from opticstream_napari.cli.main import EXIT_FAILURE, EXIT_USAGE, CommandError, positive_int
 from opticstream_napari.state.lifecycle import Lifecycle
 
 if TYPE_CHECKING:
@@ -80,17 +80,7 @@ def _common(parser: argparse.ArgumentParser, *, selectors: bool) -> None:
         return
     parser.add_argument("--modality", choices=MODALITIES, help="needed only if ambiguous")
     for name in _SELECTORS:
-        parser.add_argument(f"--{name}", type=_index, metavar="N")
-
-
-def _index(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, found {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, found {value}")
-    return value
+        parser.add_argument(f"--{name}", type=positive_int, metavar="N")
 
 
 # ---------------------------------------------------------------------- opening the database
