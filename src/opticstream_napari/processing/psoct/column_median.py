@@ -220,13 +220,15 @@ def _strip_median(data, rows, sample_rows, pairs, k0, guess, have_guess, work, c
 
 @nb.njit(nogil=True, cache=True)
 def column_median(data, rows, sample_rows, pairs, guess, have_guess, out):  # pragma: no cover - numba
-    """out[k] = median over ``data[rows, k]`` for a (rows, L) float32 array.
+    """out[k] = median over ``data[rows, k]`` for the first L = ``out.size`` columns of ``data``.
 
-    ``guess`` (L,) seeds the search when ``have_guess`` (the previous B-line's median is a
-    good one); it changes only the speed, never the result. The last strip overlaps the one
-    before when L is not a multiple of ``STRIP``; fewer columns than a strip take the scalar path.
+    ``data`` may have more columns than L: padding its rows keeps a strip's rows from falling
+    into the same few cache sets, which a power-of-two row length does. ``guess`` (L,) seeds the
+    search when ``have_guess`` (the previous B-line's median is a good one); it changes only the
+    speed, never the result. The last strip overlaps the one before when L is not a multiple of
+    ``STRIP``; fewer columns than a strip take the scalar path.
     """
-    length = data.shape[1]
+    length = out.size
     if length < STRIP:
         column = np.empty(rows.size, dtype=np.float32)
         for k in range(length):

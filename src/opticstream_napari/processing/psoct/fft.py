@@ -27,26 +27,28 @@ def aligned_empty(shape: tuple[int, ...], dtype: npt.DTypeLike) -> npt.NDArray[n
 
 
 class KTransform:
-    """Forward FFT along the last axis of (rows, L) arrays; real input unless ``complex_input``."""
+    """Forward complex FFT along the last axis of (rows, L) complex64 arrays.
 
-    def __init__(self, rows: int, length: int, *, complex_input: bool) -> None:
+    Always complex: two real spectra packed as one complex row cost one transform, which this
+    FFTW runs faster than the two real-input transforms it replaces.
+    """
+
+    def __init__(self, rows: int, length: int) -> None:
         self.rows = rows
         self.length = length
-        self.complex_input = complex_input
-        self.bins = length if complex_input else length // 2 + 1
         self._plan = None
         if pyfftw is not None:
-            probe_in = aligned_empty((rows, length), np.complex64 if complex_input else np.float32)
-            probe_out = aligned_empty((rows, self.bins), np.complex64)
+            probe_in = aligned_empty((rows, length), np.complex64)
+            probe_out = aligned_empty((rows, length), np.complex64)
             self._plan = pyfftw.FFTW(
                 probe_in, probe_out, axes=(1,), flags=("FFTW_MEASURE", "FFTW_DESTROY_INPUT"),
                 threads=1,
             )
 
     def __call__(self, source: npt.NDArray[np.generic], out: npt.NDArray[np.complex64]) -> None:
-        """Transform ``source`` (rows, L) into ``out`` (rows, bins); both 64-byte aligned rows.
+        """Transform ``source`` into ``out``, both (rows, L) with 64-byte aligned rows.
 
-        ``source`` may be overwritten (FFTW_DESTROY_INPUT lets real transforms run faster).
+        ``source`` may be overwritten (FFTW_DESTROY_INPUT leaves FFTW the most algorithms).
         """
         if self._plan is not None:
             self._plan.update_arrays(source, out)
@@ -54,14 +56,13 @@ class KTransform:
             return
         import scipy.fft
 
-        fft = scipy.fft.fft if self.complex_input else scipy.fft.rfft
-        out[:] = fft(source, axis=1, workers=1)
+        out[:] = scipy.fft.fft(source, axis=1, workers=1)
 
 
-def k_transform(rows: int, length: int, *, complex_input: bool) -> KTransform:
+def k_transform(rows: int, length: int) -> KTransform:
     """This thread's plan for the given shape, created once."""
-    cache: dict[tuple[int, int, bool], KTransform] = _local.__dict__.setdefault("plans", {})
-    key = (rows, length, complex_input)
+    cache: dict[tuple[int, int], KTransform] = _local.__dict__.setdefault("plans", {})
+    key = (rows, length)
     if key not in cache:
-        cache[key] = KTransform(rows, length, complex_input=complex_input)
+        cache[key] = KTransform(rows, length)
     return cache[key]

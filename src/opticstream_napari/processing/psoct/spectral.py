@@ -10,7 +10,9 @@ Dispersion compensation multiplies the resampled spectrum by exp(−i·φ(k)).
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +49,20 @@ class Volumes:
 
 CHUNK_ALINES = 32
 FULL_SCALE_16BIT = 65535
+# Floats added to each resampled row: 2048-float rows alias onto a sixteenth of the L2's sets,
+# and the DC median's passes down a strip of columns then stream from L3 instead of L2.
+ROW_PAD = 16
+
+
+class Chunk(NamedTuple):
+    """The FFT of A-lines ``a0:a1`` of B-line ``bline`` of a block: each camera's spectra
+    (rows, L), or both cameras packed in ``first`` (``second`` None) as :func:`kernels.pack_rows` made them."""
+
+    bline: int
+    a0: int
+    a1: int
+    first: npt.NDArray[np.complex64]
+    second: npt.NDArray[np.complex64] | None
 
 
 class SpectralReconstructor:
@@ -93,7 +109,6 @@ class SpectralReconstructor:
         self.dc_rows = np.unique(np.linspace(0, alines - 1, count).round().astype(np.int64))
         self.sample_rows = sample_rows(self.dc_rows)
         self.two_offset = np.float32(2 * np.deg2rad(params.phase_offset_deg))
-        self.bins = length if self.phasor is not None else length // 2 + 1
         self._local = threading.local()
 
     def check_block(self, raw: npt.NDArray[np.uint16]) -> None:
@@ -111,11 +126,11 @@ class SpectralReconstructor:
     def _prepare(
         self, raw: npt.NDArray[np.uint16], stored_order: bool, full_scale: int
     ) -> tuple[Float32Array, Float32Array, npt.NDArray[np.int64]]:
-        """Resampled windowed spectra (B, 2, A, L), each B-line's DC (B, 2, L) and the
-        saturated-sample counts (B, 2) of a block."""
+        """Resampled windowed spectra (B, 2, A, L + ``ROW_PAD``; the pad is not data), each
+        B-line's DC (B, 2, L) and the saturated-sample counts (B, 2) of a block."""
         self.check_block(raw)
         nblines = raw.shape[0]
-        prepared = self._scratch("prepared", (nblines, 2, self.alines, self.length), np.float32)
+        prepared = self._scratch("prepared", (nblines, 2, self.alines, self.length + ROW_PAD), np.float32)
         shift = self._scratch("shift", (nblines, 2, self.length), np.float32)
         seeds = self._local.__dict__.get("seeds")
         if seeds is None:
@@ -127,30 +142,32 @@ class SpectralReconstructor:
         )
         return prepared, shift, saturated
 
-    def _chunks(self, prepared: Float32Array, shift: Float32Array):
-        """Yield (b, a0, a1, spectra of camera 1, of camera 2) over L2-sized chunks of A-lines.
+    def _chunks(self, prepared: Float32Array, shift: Float32Array) -> Iterator[Chunk]:
+        """Yield the FFT of each L2-sized chunk of A-lines of the block.
 
         The DC is subtracted (and the dispersion phase applied) chunk by chunk, just before the
-        FFT reads the chunk, so it costs no extra pass over the block in memory.
+        FFT reads the chunk, so it costs no extra pass over the block in memory. Without
+        dispersion the two cameras' real spectra are packed into one complex transform.
         """
-        spectra = self._scratch("spectra", (2, CHUNK_ALINES, self.bins), np.complex64)
-        staging = None
-        if self.phasor is not None:
-            staging = self._scratch("staging", (CHUNK_ALINES, self.length), np.complex64)
+        packed = self.phasor is None
+        spectra = self._scratch("spectra", (1 if packed else 2, CHUNK_ALINES, self.length), np.complex64)
+        staging = self._scratch("staging", (CHUNK_ALINES, self.length), np.complex64)
         for b in range(prepared.shape[0]):
             for a0 in range(0, self.alines, CHUNK_ALINES):
                 a1 = min(a0 + CHUNK_ALINES, self.alines)
                 rows = a1 - a0
-                plan = k_transform(rows, self.length, complex_input=staging is not None)
+                plan = k_transform(rows, self.length)
+                if packed:
+                    kernels.pack_rows(prepared[b, 0, a0:a1], shift[b, 0], prepared[b, 1, a0:a1], shift[b, 1],
+                                      staging[:rows])
+                    plan(staging[:rows], spectra[0, :rows])
+                    yield Chunk(b, a0, a1, spectra[0, :rows], None)
+                    continue
                 for camera in range(2):
-                    source = prepared[b, camera, a0:a1]
-                    if staging is None:
-                        kernels.subtract_rows(source, shift[b, camera])
-                    else:
-                        kernels.subtract_rotate_rows(source, shift[b, camera], self.phasor, staging[:rows])
-                        source = staging[:rows]
-                    plan(source, spectra[camera, :rows])
-                yield b, a0, a1, spectra[0, :rows], spectra[1, :rows]
+                    kernels.subtract_rotate_rows(prepared[b, camera, a0:a1], shift[b, camera], self.phasor,
+                                                 staging[:rows])
+                    plan(staging[:rows], spectra[camera, :rows])
+                yield Chunk(b, a0, a1, spectra[0, :rows], spectra[1, :rows])
 
     def complex(
         self, raw: npt.NDArray[np.uint16], *, stored_order: bool = False
@@ -164,10 +181,28 @@ class SpectralReconstructor:
         j2 = np.empty(shape, dtype=np.complex64)
         cut = self.params.autocorr_cut
         prepared, shift, _ = self._prepare(raw, stored_order, FULL_SCALE_16BIT)
-        for b, a0, a1, s1, s2 in self._chunks(prepared, shift):
-            j1[b, a0:a1] = s1[:, cut:cut + self.depth]
-            j2[b, a0:a1] = s2[:, cut:cut + self.depth]
+        for chunk in self._chunks(prepared, shift):
+            b, a0, a1 = chunk.bline, chunk.a0, chunk.a1
+            if chunk.second is None:
+                kernels.unpack_pair(chunk.first, cut, j1[b, a0:a1], j2[b, a0:a1])
+            else:
+                j1[b, a0:a1] = chunk.first[:, cut:cut + self.depth]
+                j2[b, a0:a1] = chunk.second[:, cut:cut + self.depth]
         return j1, j2
+
+    def chunk_volumes(self, chunk: Chunk, out: Volumes) -> None:
+        """dBI, R3D, O3D of one chunk's A-lines, into ``out``'s (B-lines, A-lines, depth) arrays."""
+        power = self._scratch("power", (self.depth,), np.float32)
+        bits = self._scratch("bits", (self.depth,), np.int32)
+        p = self.params
+        b, a0, a1 = chunk.bline, chunk.a0, chunk.a1
+        targets = (out.dbi[b, a0:a1], out.r3d[b, a0:a1], out.o3d[b, a0:a1])
+        if chunk.second is None:
+            kernels.packed_to_volumes(chunk.first, p.autocorr_cut, self.two_offset, p.flip_phase, not p.flip_z,
+                                      *targets, power, bits)
+        else:
+            kernels.spectra_to_volumes(chunk.first, chunk.second, p.autocorr_cut, self.two_offset, p.flip_phase,
+                                       not p.flip_z, *targets, power, bits)
 
     def volumes(
         self,
@@ -186,17 +221,11 @@ class SpectralReconstructor:
         shape = (raw.shape[0], self.alines, self.depth)
         if out is None:
             out = Volumes(*(np.empty(shape, dtype=np.float32) for _ in range(3)))
-        power = self._scratch("power", (self.depth,), np.float32)
-        bits = self._scratch("bits", (self.depth,), np.int32)
         prepared, shift, counts = self._prepare(raw, stored_order, full_scale)
         if saturated is not None:
             saturated[:] = counts
-        p = self.params
-        for b, a0, a1, s1, s2 in self._chunks(prepared, shift):
-            kernels.spectra_to_volumes(
-                s1, s2, p.autocorr_cut, self.two_offset, p.flip_phase, not p.flip_z,
-                out.dbi[b, a0:a1], out.r3d[b, a0:a1], out.o3d[b, a0:a1], power, bits,
-            )
+        for chunk in self._chunks(prepared, shift):
+            self.chunk_volumes(chunk, out)
         return out
 
 
