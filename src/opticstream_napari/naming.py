@@ -243,9 +243,9 @@ def slice_folder_name(slice_id: int) -> str:
     return f"slice-{slice_id:02d}"
 
 
-def processed_tile_name(mosaic: int, image: int, modality: str) -> str:
-    """Per-tile output: ``mosaic_001_image_0003_aip.nii``."""
-    return f"mosaic_{mosaic:03d}_image_{image:04d}_{modality}.nii"
+def processed_tile_name(mosaic: int, image: int, modality: str, *, zarr: bool = False) -> str:
+    """Per-tile output: ``mosaic_001_image_0003_aip.nii`` (``…_dBI.ome.zarr`` for a zarr volume)."""
+    return f"mosaic_{mosaic:03d}_image_{image:04d}_{modality}" + (".ome.zarr" if zarr else ".nii")
 
 
 def tile_configuration_name(bucket: str, *, registered: bool = False) -> str:

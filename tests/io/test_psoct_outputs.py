@@ -2,6 +2,7 @@
 file-level entry point's handling of bad input: each error names the file, what was expected
 and what was found, and leaves no output behind."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from opticstream_napari import naming
 from opticstream_napari.config import PSOCTScanConfig, TileSavingType
 from opticstream_napari.io import psoct_outputs
+from opticstream_napari.io.ome_zarr import is_complete, open_pyramid
 from opticstream_napari.io.psoct_outputs import (
     QUANTISATION,
     TileVolume,
@@ -50,7 +52,7 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> dict[TileSavingType, 
 def _project(config: PSOCTScanConfig, tmp_path: Path, **processing: object) -> PSOCTScanConfig:
     """The config moved to a fresh project folder (calibration copied), with processing overrides."""
     project = tmp_path / "project"
-    project.mkdir()
+    project.mkdir(parents=True)
     shutil.copy(config.project_base_path / naming.CALIBRATION_FILE, project / naming.CALIBRATION_FILE)
     return config.model_copy(update={
         "project_base_path": project,
@@ -133,6 +135,48 @@ def test_a_volume_reads_in_parts_as_it_reads_whole(tmp_path: Path, dtype: str) -
         np.testing.assert_allclose(found, whole[part], rtol=1e-6, atol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "uint8"])
+def test_zarr_volumes_are_ome_zarr_stores_that_read_as_the_nifti_ones(simulated, tmp_path: Path, dtype: str) -> None:
+    """``volume_format: zarr`` writes each volume as a complete one-level OME-Zarr (z, y, x) store
+    in µm, cropped and typed as configured, reading back (through the stitcher's reader) as the
+    NIfTI volume of the same tile; a re-run replaces the stores."""
+    config, raw = simulated[TileSavingType.SPECTRAL]
+    source = raw / _raw_name(TileSavingType.SPECTRAL)
+    as_nifti = _project(config, tmp_path / "nifti", volume_dtype=dtype, depth=120)
+    as_zarr = _project(config, tmp_path / "zarr", volume_dtype=dtype, depth=120, volume_format="zarr")
+    TileProcessor(as_nifti).process(source, MOSAIC, IMAGE)
+    first = TileProcessor(as_zarr).process(source, MOSAIC, IMAGE)
+    again = TileProcessor(as_zarr).process(source, MOSAIC, IMAGE)
+    assert _outputs_left(as_zarr) == sorted(again.paths) == sorted(first.paths)
+    for name in ("dBI", "R3D", "O3D"):
+        path = tile_output_paths(as_zarr, MOSAIC, IMAGE)[name]
+        assert path.name == naming.processed_tile_name(MOSAIC, IMAGE, name, zarr=True) and path.is_dir()
+        assert is_complete(path)
+        pyramid = open_pyramid(path)
+        assert len(pyramid.levels) == 1 and pyramid.dtype == np.dtype(dtype)
+        blines, alines = first.result.volumes.dbi.shape[:2]
+        assert pyramid.shape == (120, blines, alines)
+        multiscale = json.loads((path / "zarr.json").read_text())["attributes"]["ome"]["multiscales"][0]
+        assert [a["name"] for a in multiscale["axes"]] == ["z", "y", "x"]
+        assert {a.get("unit") for a in multiscale["axes"]} == {"micrometer"}
+        assert multiscale["datasets"][0]["coordinateTransformations"][0]["scale"] == [2.5, 10.0, 10.0]
+        from_zarr = TileVolume(path)
+        from_nifti = TileVolume(tile_output_paths(as_nifti, MOSAIC, IMAGE)[name])
+        assert from_zarr.shape == from_nifti.shape
+        part = (slice(10, 90), slice(1, blines - 1), slice(2, alines))
+        np.testing.assert_array_equal(from_zarr.read(*part), from_nifti.read(*part))
+
+
+def test_an_incomplete_zarr_volume_is_not_read(tmp_path: Path) -> None:
+    volume = np.zeros((4, 5, 6), np.float32)
+    path = psoct_outputs.write_volume_zarr(tmp_path / "v.ome.zarr", volume, (10.0, 10.0, 2.5))
+    assert TileVolume(path).shape == (6, 4, 5)
+    group = path / "zarr.json"
+    group.write_text(group.read_text().replace('"complete": true', '"complete": false'))
+    with pytest.raises(ValueError, match="not a complete OME-Zarr volume"):
+        TileVolume(path)
+
+
 def test_two_dimensional_enface_maps_and_no_volumes_when_configured(simulated, tmp_path: Path) -> None:
     config, raw = simulated[TileSavingType.COMPLEX]
     config = _project(config, tmp_path, save_volumes=False, save_enface_2d_as_3d=False)
@@ -143,18 +187,26 @@ def test_two_dimensional_enface_maps_and_no_volumes_when_configured(simulated, t
     np.testing.assert_allclose(image.header.get_zooms(), (0.01, 0.01))
 
 
-def test_a_failed_write_leaves_no_file_of_the_tile(simulated, tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("volume_format", ["nifti", "zarr"])
+def test_a_failed_write_leaves_no_file_of_the_tile(simulated, tmp_path: Path, monkeypatch, volume_format: str) -> None:
     config, raw = simulated[TileSavingType.SPECTRAL]
-    config = _project(config, tmp_path)
+    config = _project(config, tmp_path, volume_format=volume_format)
     result = TileProcessor(config).process(raw / _raw_name(TileSavingType.SPECTRAL), MOSAIC, IMAGE).result
+    assert len(_outputs_left(config)) == len(config.enface_modalities) + 3
     for path in _outputs_left(config):
-        path.unlink()
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
     def disk_full(path, *args, **kwargs):
+        if volume_format == "zarr":
+            Path(path).mkdir()
+            path = Path(path) / "zarr.json"
         Path(path).write_bytes(b"partial")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(psoct_outputs, "write_volume_nifti", disk_full)
+    monkeypatch.setattr(psoct_outputs, f"write_volume_{volume_format}", disk_full)
     with pytest.raises(OSError, match="No space left"):
         write_tile_outputs(result, config, MOSAIC, IMAGE)
     assert _outputs_left(config) == []

@@ -145,6 +145,9 @@ class PSOCTProcessingParams(ConfigModel):
         "float32", description="On-disk type of per-tile volumes (quantised types save bandwidth)."
     )
     save_volumes: bool = Field(True, description="Write per-tile dBI/R3D/O3D volumes.")
+    volume_format: Literal["nifti", "zarr"] = Field(
+        "nifti", description="Per-tile volume files: NIfTI (.nii, as the original) or OME-Zarr (.ome.zarr)."
+    )
     num_workers: int | None = Field(None, ge=1, description="Worker count; None uses every core.")
     pool_type: PoolType = Field(PoolType.PROCESS, description="Parallelism across tiles.")
 

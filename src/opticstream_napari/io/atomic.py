@@ -41,17 +41,17 @@ def atomic_path(final: str | os.PathLike[str], *, overwrite: bool = True) -> Ite
         yield tmp
         if not tmp.exists():
             raise FileNotFoundError(f"nothing was written to the temporary {tmp} for {final}")
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
         if tmp.is_dir() and final.exists():
             old = temporary_sibling(final)
             os.replace(final, old)
             os.replace(tmp, final)
-            _remove(old)
+            remove_path(old)
         else:
             os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
     except BaseException:
-        _remove(tmp)
+        remove_path(tmp)
         raise
 
 
@@ -65,14 +65,16 @@ def atomic_write_text(final: str | os.PathLike[str], text: str) -> Path:
     return atomic_write_bytes(final, text.encode("utf-8"))
 
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
+    """Remove a file or a folder tree, whichever ``path`` is; nothing if it is gone."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
 
 
-def _fsync_tree(path: Path) -> None:
+def fsync_tree(path: Path) -> None:
+    """Flush a file, or every file under a folder, to the disk."""
     files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
     for file in files:
         fd = os.open(file, os.O_RDONLY)
@@ -82,7 +84,7 @@ def _fsync_tree(path: Path) -> None:
             os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

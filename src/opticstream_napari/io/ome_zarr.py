@@ -265,13 +265,15 @@ def create_pyramid(
     color: str = "FFFFFF",
     reduction: Reduction = Reduction.MEAN,
     overwrite: bool = False,
+    writer_extra: dict[str, Any] | None = None,
 ) -> OmeZarrPyramid:
     """Preallocate every level of an OME-Zarr 0.5 pyramid and write its metadata.
 
     ``shape``, ``voxel_size_um`` and ``axes`` follow array order, ``('z', 'y', 'x')`` or
     ``('y', 'x')``. Unwritten voxels read as ``fill_value`` (NaN for floats, 0 for integers),
     so a viewer shows gaps, not zeros. ``window`` and ``color`` fill the omero display hints.
-    The store stays incomplete until :meth:`OmeZarrPyramid.mark_complete`.
+    The store stays incomplete until :meth:`OmeZarrPyramid.mark_complete`. ``writer_extra``
+    joins our block of group attributes (:func:`writer_attributes`).
     """
     path = Path(path)
     dtype = np.dtype(dtype)
@@ -292,7 +294,7 @@ def create_pyramid(
             "ome": ome_attributes(
                 levels, axes, name=label, reduction=reduction, window=window, color=color
             ),
-            WRITER_KEY: writer_attributes(complete=False, reduction=reduction),
+            WRITER_KEY: writer_attributes(complete=False, reduction=reduction, extra=writer_extra),
         },
     }
     try:
@@ -365,6 +367,11 @@ def _level_from_metadata(dataset: dict[str, Any], array_json: Path) -> LevelLayo
 
 def _group_attributes(path: Path) -> dict[str, Any]:
     return json.loads((path / "zarr.json").read_text()).get("attributes", {})
+
+
+def writer_block(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Our block of a store's group attributes (:func:`writer_attributes`); empty if absent."""
+    return dict(_group_attributes(Path(path)).get(WRITER_KEY, {}))
 
 
 def _update_writer_attributes(path: Path, *, complete: bool) -> None:

@@ -6,6 +6,7 @@ Kept apart from the writer so the layout can be planned (and tested) without tou
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,6 +192,9 @@ def ome_attributes(
     return attributes
 
 
-def writer_attributes(*, complete: bool, reduction: Reduction) -> dict[str, Any]:
-    """Our own block beside ``ome``: the completion marker and how levels were pooled."""
-    return {"complete": complete, "reduction": str(reduction)}
+def writer_attributes(
+    *, complete: bool, reduction: Reduction, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Our own block beside ``ome``: the completion marker, how levels were pooled, and what a
+    writer adds (e.g. the quantisation of a per-tile volume)."""
+    return {"complete": complete, "reduction": str(reduction), **(extra or {})}

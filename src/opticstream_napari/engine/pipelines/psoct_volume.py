@@ -143,7 +143,7 @@ class _CroppedTiles:
     def __call__(self, tile: Hashable, part: tuple[slice, ...]) -> np.ndarray | None:
         if tile not in self._volumes:
             path = self._paths.get(tile)
-            if path is None or not path.is_file():
+            if path is None or not path.exists():
                 return None
             self._volumes[tile] = TileVolume(path)
         volume = self._volumes[tile]
