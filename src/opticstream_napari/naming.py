@@ -7,6 +7,7 @@ Folder layout of a PS-OCT project::
     <project_base>/slice-SS/processed/    per-tile NIfTI outputs
     <project_base>/slice-SS/stitched/     mosaics (.ome.zarr, .nii.gz, .jpg), masks, coordinates
     <project_base>/slice-SS/stitched/live/  live previews (.ome.zarr) of mosaics still growing
+    <project_base>/slice-SS/focus_finding/  filtered_<bucket>.yaml, focus-<bucket>.nii, plane_<bucket>.png
 """
 
 from __future__ import annotations
@@ -230,7 +231,7 @@ def parse_psoct_macaque_tile(name: str, tiles_per_mosaic: int) -> PSOCTRawTile:
 PROCESSED_FOLDER = "processed"
 STITCHED_FOLDER = "stitched"
 LIVE_FOLDER = "live"  # under stitched/: mosaics growing tile by tile while a mosaic is acquired
-FOCUS_FOLDER = "focus_finding"
+FOCUS_FOLDER = "focus_finding"  # slice-SS/focus_finding/: the QC of a focus fit (spec 4.9)
 GROUND_TRUTH_FOLDER = "ground_truth"
 LOG_FOLDER = "logs"
 LOG_FILE = "opticstream.log"
@@ -279,6 +280,15 @@ def placement_template_name(acquisition: str) -> str:
 
 def focus_plane_name(bucket: str) -> str:
     return f"focus-{bucket}.nii"
+
+
+def focus_filtered_name(bucket: str) -> str:
+    """The tiles a focus fit considered, their signal, which it used, and the fitted polynomial."""
+    return f"filtered_{bucket}.yaml"
+
+
+def focus_plot_name(bucket: str) -> str:
+    return f"plane_{bucket}.png"
 
 
 # --------------------------------------------------------------------------- archive and DANDI/LINC

@@ -13,13 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 import zarr
 from engine_support import mosaics, run_engine, simulate, tiny_config
+from PIL import Image
 
 from opticstream_napari import naming
 from opticstream_napari.config import PSOCTScanConfig, VolumeModality, ZarrConfig
 from opticstream_napari.engine.pipelines import psoct_volume
-from opticstream_napari.engine.pipelines.psoct_mosaic import mosaic_tiles, stitched_folder
+from opticstream_napari.engine.pipelines.psoct_mosaic import TileMaps, mosaic_tiles, stitched_folder
 from opticstream_napari.engine.pipelines.psoct_tile import tile_output_path
 from opticstream_napari.engine.pipelines.psoct_volume import focus_plane_path, fused_positions, stitch_volumes
 from opticstream_napari.identity import PSOCTMosaicId
@@ -78,6 +80,34 @@ def test_the_focus_plane_is_fitted_on_the_first_slice_and_reused(focus_run: Focu
     assert focus[3]["path"] == str(focus_plane_path(config, "normal")) and focus[4]["path"] is None
     assert _stat(focus_plane_path(config, "normal")) == focus_run.focus_after_slice_1, "rewritten for slice 2"
     assert not focus_plane_path(config, "tilted").exists()
+
+
+def test_a_fit_is_recorded_in_the_focus_finding_folder_of_its_slice(focus_run: FocusRun) -> None:
+    """Slice 1's fit leaves the tiles it considered (with their signal and whether they passed the
+    threshold), the polynomial, the plane as NIfTI and a picture of it; reusing it on slice 2,
+    or failing to fit (tilted), records nothing."""
+    config = focus_run.config
+    folder = config.project_base_path / "slice-01" / naming.FOCUS_FOLDER
+    assert sorted(p.name for p in folder.iterdir()) == ["filtered_normal.yaml", "focus-normal.nii", "plane_normal.png"]
+    record = yaml.safe_load((folder / "filtered_normal.yaml").read_text())
+    assert record["bucket"] == "normal" and record["mosaic"] == 1
+    threshold = config.focus_threshold("normal")
+    assert record["threshold_db"] == threshold
+    tiles = {t["tile"]: t for t in record["tiles"]}
+    assert set(tiles) == {t.tile for t in mosaic_tiles(config, mosaics(config)[0])}
+    maps = TileMaps(config, mosaics(config)[0])
+    for number, entry in tiles.items():
+        assert entry["mean_aip_db"] == pytest.approx(float(np.nanmean(maps(number, "aip"))), abs=1e-3)
+        assert entry["used"] == (entry["mean_aip_db"] >= threshold)
+    assert sum(t["used"] for t in tiles.values()) >= 2
+    fit = record["fit"]
+    assert fit["degree"] == 2 and len(fit["terms"]) == 5 and fit["overlap_samples"] > 1000
+    plane = load_focus_plane(config.project_base_path, "normal")
+    np.testing.assert_array_equal(load_focus_plane(folder, "normal"), plane)
+    assert record["plane_samples"]["max"] == pytest.approx(float(plane.max()))
+    picture = np.asarray(Image.open(folder / "plane_normal.png"))
+    assert picture.shape == plane.shape and picture.min() == 0 and picture.max() == 255
+    assert not (config.project_base_path / "slice-02" / naming.FOCUS_FOLDER).exists()
 
 
 def test_the_fitted_focus_plane_recovers_the_simulated_field_curvature(focus_run: FocusRun) -> None:

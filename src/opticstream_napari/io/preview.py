@@ -100,7 +100,8 @@ def write_preview(
     max_size: int = 2048,
     quality: int = 90,
 ) -> Path:
-    """Write a JPEG of a ``(y, x)`` mosaic, shrunk to at most ``max_size`` pixels a side.
+    """Write a JPEG (a PNG when ``path`` ends in ``.png``) of a ``(y, x)`` mosaic, shrunk to at
+    most ``max_size`` pixels a side.
 
     Orientation (``ori``, ``O3D``) is drawn in colour with ``value`` as brightness; every other
     modality is grey in ``window`` (default :func:`default_window`).
@@ -115,5 +116,8 @@ def write_preview(
         image = Image.fromarray(grey_image(mosaic, window or default_window(mosaic, modality)))
     image.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
+    if path.suffix.lower() == ".png":
+        image.save(buffer, format="PNG")
+    else:
+        image.save(buffer, format="JPEG", quality=quality)
     return atomic_write_bytes(path, buffer.getvalue())

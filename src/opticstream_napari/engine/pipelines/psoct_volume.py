@@ -41,6 +41,7 @@ from opticstream_napari.engine.pipelines.psoct_mosaic import (
 )
 from opticstream_napari.engine.pipelines.psoct_tile import tile_output_path
 from opticstream_napari.identity import PSOCTMosaicId
+from opticstream_napari.io.focus_qc import write_focus_qc
 from opticstream_napari.io.nifti import load_focus_plane, read_enface_nifti, save_focus_plane
 from opticstream_napari.io.ome_zarr import write_pyramid
 from opticstream_napari.io.preview import ORIENTATION_WINDOW
@@ -81,8 +82,14 @@ def fused_positions(config: PSOCTScanConfig, mosaic: PSOCTMosaicId) -> Positions
     return {int(t["tile"]): (float(t["y"]), float(t["x"])) for t in coords["tiles"]}
 
 
+def focus_qc_folder(config: PSOCTScanConfig, slice_id: int) -> Path:
+    """``slice-SS/focus_finding/``: the record of a focus fit made on that slice."""
+    return config.project_base_path / naming.slice_folder_name(slice_id) / naming.FOCUS_FOLDER
+
+
 def fit_mosaic_focus(config: PSOCTScanConfig, mosaic: PSOCTMosaicId, layout: MosaicLayout) -> np.ndarray:
-    """Fit the bucket's plane on the mosaic's bright tiles; ValueError when it cannot be fitted."""
+    """Fit the bucket's plane on the mosaic's bright tiles and record the fit in the slice's
+    ``focus_finding/``; ValueError when it cannot be fitted."""
     missing = set(_FOCUS_MAPS) - {m.value for m in config.enface_modalities}
     if missing:
         raise ValueError(f"the focus fit needs the {sorted(missing)} en-face maps, which are not computed")
@@ -93,8 +100,11 @@ def fit_mosaic_focus(config: PSOCTScanConfig, mosaic: PSOCTMosaicId, layout: Mos
         if aip is not None and surface is not None and np.isfinite(aip).any():
             surfaces[tile], means[tile] = surface, float(np.nanmean(aip))
     bucket = mosaic_role(mosaic.mosaic, config.mosaics_per_slice).bucket
-    bright = tiles_above_signal(means, config.focus_threshold(bucket))
-    return fit_focus_plane({t: surfaces[t] for t in bright}, layout.offsets).plane()
+    threshold = config.focus_threshold(bucket)
+    fit = fit_focus_plane({t: surfaces[t] for t in tiles_above_signal(means, threshold)}, layout.offsets)
+    write_focus_qc(focus_qc_folder(config, mosaic.slice), bucket, fit, means, threshold, mosaic=mosaic.mosaic,
+                   pixel_size_um=pixel_size_um(config))
+    return fit.plane()
 
 
 def focus_plane(config: PSOCTScanConfig, mosaic: PSOCTMosaicId, layout: MosaicLayout) -> tuple[np.ndarray, str]:

@@ -36,12 +36,21 @@ def _features(y: np.ndarray, x: np.ndarray, tile_shape: tuple[int, int], degree:
 
 @dataclass(frozen=True, eq=False)
 class FocusPlane:
-    """A fitted tile-local polynomial: ``coefficients`` of its non-constant monomials."""
+    """A fitted tile-local polynomial: ``coefficients`` of its non-constant monomials.
+
+    ``samples`` overlap pixel pairs were fitted after ``outliers`` were dropped by the IQR rule.
+    """
 
     coefficients: np.ndarray
     degree: int
     tile_shape: tuple[int, int]
     constant: float
+    samples: int = 0
+    outliers: int = 0
+
+    def terms(self) -> list[tuple[int, int, float]]:
+        """``(power of y, power of x, coefficient)`` per monomial, y and x normalised to [-1, 1]."""
+        return [(p, q, float(c)) for (p, q), c in zip(_exponents(self.degree), self.coefficients, strict=True)]
 
     def curvature(self) -> np.ndarray:
         """P without its constant on the ``(y, x)`` tile grid."""
@@ -122,7 +131,8 @@ def fit_focus_plane(
         f_scale=1.0,
     )
     plane = FocusPlane(fit.x, degree, tile_shape, 0.0)
-    return FocusPlane(fit.x, degree, tile_shape, _mean_offset(surfaces, keys, plane, crop_x))
+    return FocusPlane(fit.x, degree, tile_shape, _mean_offset(surfaces, keys, plane, crop_x),
+                      samples=int(target.size), outliers=int(inlier.size - target.size))
 
 
 def _overlapping_pairs(
