@@ -21,6 +21,7 @@ import argparse
 import gc
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import threading
@@ -59,6 +60,7 @@ class Result:
     after_layers_p99_ms: float = 0.0
     after_layers_over_goal: int = 0
     worst: list[dict[str, Any]] = field(default_factory=list)
+    worst_after_layers: list[dict[str, Any]] = field(default_factory=list)
     layers: int = 0
     completed_units: int = 0
     cancel_ms: float | None = None
@@ -98,6 +100,9 @@ SLOTS = {  # the widget's own work on the GUI thread, timed separately from napa
     "ViewerLink._on_state": "merge summaries, notify",
     "OpticStreamWidget._on_state": "update the state table",
     "SceneCanvas.on_draw": "napari's canvas paint (vispy: texture uploads, first-draw shader builds)",
+    "ViewerLink._patch": "copy regions read off the GUI thread into a held mosaic",
+    "ViewerLink._queue": "queue the layers a slice scan found",
+    "NapariQtNotification.show": "napari's notification pop-up (slice complete, failures)",
 }
 NEW_LAYER = "ViewerLink._apply: new layer"
 NEW_DATA = "ViewerLink._apply: new data"
@@ -109,12 +114,14 @@ def time_slots(
     """Wrap the widget's GUI-thread slots (before any instance exists) to record their durations,
     when each new layer was being created (``creations``: perf_counter intervals), and every call
     (``activity``: interval and what), to say what ran during the largest stalls."""
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
     from vispy.scene import SceneCanvas
 
     from opticstream_napari._qt.main_widget import OpticStreamWidget
     from opticstream_napari.viewer_link import ViewerLink
 
-    classes = {"ViewerLink": ViewerLink, "OpticStreamWidget": OpticStreamWidget, "SceneCanvas": SceneCanvas}
+    classes = {"ViewerLink": ViewerLink, "OpticStreamWidget": OpticStreamWidget, "SceneCanvas": SceneCanvas,
+               "NapariQtNotification": NapariQtNotification}
     for qualified in SLOTS:
         owner, name = qualified.split(".")
         cls = classes[owner]
@@ -187,7 +194,7 @@ def run(args: argparse.Namespace) -> Result:
     activity: list[tuple[float, float, str]] = []
     time_slots(timings, creations, activity)
     time_garbage_collection(timings, activity)
-    root = args.output or Path(tempfile.mkdtemp(prefix="opticstream-bench-gui-"))
+    root = args.output
     acquisition = prepare_run(root, "psoct", args.size)
     viewer = napari.Viewer(title="OpticStream GUI benchmark")
     viewer.window.resize(1500, 950)
@@ -265,15 +272,20 @@ def run(args: argparse.Namespace) -> Result:
     result.steady_longest_ms = max(steady)
     result.steady_p99_ms = _percentile(steady, 0.99)
     result.steady_over_goal = sum(1 for s in steady if s > GOAL_MS)
-    order = sorted(range(len(meter.gaps)), key=lambda i: meter.gaps[i][1], reverse=True)[: args.worst]
-    result.worst = []
-    for i in order:
-        at, ms, what = meter.gaps[i]
-        start, end = meter.spans[i]
-        inside = [f"{name} {1000 * (b - a):.0f} ms" for a, b, name in activity
-                  if a < end and start < b and b - a > 0.02]
-        result.worst.append({"at_s": round(at, 2), "stall_ms": round(ms, 1), "during": what,
-                             "in": "; ".join(inside) or "none of the timed slots"})
+    def described(indices: list[int]) -> list[dict[str, Any]]:
+        """The largest of these stalls, with what ran during each."""
+        items = []
+        for i in sorted(indices, key=lambda i: meter.gaps[i][1], reverse=True)[: args.worst]:
+            at, ms, what = meter.gaps[i]
+            start, end = meter.spans[i]
+            inside = [f"{name} {1000 * (b - a):.0f} ms" for a, b, name in activity
+                      if a < end and start < b and b - a > 0.02]
+            items.append({"at_s": round(at, 2), "stall_ms": round(ms, 1), "during": what,
+                          "in": "; ".join(inside) or "none of the timed slots"})
+        return items
+
+    result.worst = described(list(range(len(meter.gaps))))
+    result.worst_after_layers = described([i for i, (a, _) in enumerate(meter.spans) if a >= made])
     result.slots_ms = {
         name: {"calls": len(values), "max": round(max(values), 1), "p99": round(_percentile(values, 0.99), 1)}
         for name, values in timings.items() if values
@@ -301,9 +313,11 @@ def report(result: Result) -> None:
     print(f"after the last layer was made ({result.layers_made_s:.1f} s in): longest "
           f"{result.after_layers_longest_ms:.1f} ms, p99 {result.after_layers_p99_ms:.1f} ms; "
           f"{result.after_layers_over_goal} above {GOAL_MS:.0f} ms")
-    print("largest stalls:")
-    for item in result.worst:
-        print(f"  {item['stall_ms']:7.1f} ms at {item['at_s']:6.2f} s  ({item['during']}): {item['in']}")
+    for title, items in (("largest stalls:", result.worst),
+                         ("largest stalls after the last layer was made:", result.worst_after_layers)):
+        print(title)
+        for item in items:
+            print(f"  {item['stall_ms']:7.1f} ms at {item['at_s']:6.2f} s  ({item['during']}): {item['in']}")
     print("time in the widget's own GUI-thread slots (ms):")
     for name, figures in result.slots_ms.items():
         print(f"  {name:34s} {figures['calls']:5d} calls, max {figures['max']:7.1f}, p99 {figures['p99']:6.1f}"
@@ -322,11 +336,18 @@ def main() -> None:
     parser.add_argument("--worst", type=int, default=8, help="how many of the largest stalls to list")
     parser.add_argument("--executor", choices=["processes", "threads"], default="processes",
                         help="where the engine's work runs (the widget uses processes)")
-    parser.add_argument("--output", type=Path, help="folder for the simulated project (default: temporary)")
+    parser.add_argument("--output", type=Path,
+                        help="folder for the simulated project, kept (default: a temporary one, removed; ~3 GB)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    with display():
-        result = run(args)
+    keep = args.output is not None
+    args.output = args.output or Path(tempfile.mkdtemp(prefix="opticstream-bench-gui-"))
+    try:
+        with display():
+            result = run(args)
+    finally:
+        if not keep:
+            shutil.rmtree(args.output, ignore_errors=True)
     report(result)
     if args.json:
         args.json.write_text(json.dumps(asdict(result), indent=2))

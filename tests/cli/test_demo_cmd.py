@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,16 @@ def test_headless_demo_simulates_the_acquisition(tmp_path: Path, capsys) -> None
     assert "every slice is processed" in out
     tiles = [p for p in (tmp_path / "raw").iterdir() if p.suffix in (".nii", ".raw")]
     assert tiles and all(naming.parse_psoct_raw_tile(p.name).mosaic in (1, 2) for p in tiles)
+
+
+def test_a_demo_without_output_folder_removes_its_temporary_one(tmp_path: Path, monkeypatch, capsys) -> None:
+    """A two-slice demo writes gigabytes: without --output its folder does not outlive it."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert main(["demo", "--headless", "--size", "tiny", "--slices", "1", "--pace", "0"]) == 0
+    out = capsys.readouterr().out
+    assert f"demo folder: {tmp_path}/opticstream-demo-" in out and "removed at exit" in out
+    assert "every slice is processed" in out
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_gui_demo_without_display_says_what_to_do(tmp_path: Path, monkeypatch, capsys) -> None:

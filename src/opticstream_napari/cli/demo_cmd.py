@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -41,19 +42,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    root = args.output or Path(tempfile.mkdtemp(prefix="opticstream-demo-"))
-    run = prepare_run(root, args.modality, args.size)
-    print(f"demo folder: {root}\nscan config: {run.config_path}")
-    stop = threading.Event()
-    pace = Pace(args.pace, pieces=4 if args.pace > 0 else 1)
-    if args.headless:
-        return _run_headless(run, args.slices, pace, stop, args.quit_after)
-    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+    if not args.headless and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         raise CommandError(
             "no display found (DISPLAY is unset): use --headless, or run under xvfb-run",
             EXIT_USAGE,
         )
-    return _run_gui(run, args.slices, pace, stop, args.quit_after)
+    root = args.output or Path(tempfile.mkdtemp(prefix="opticstream-demo-"))
+    try:
+        run = prepare_run(root, args.modality, args.size)
+        kept = "kept" if args.output else "removed at exit; --output keeps one"
+        print(f"demo folder: {root} ({kept})\nscan config: {run.config_path}")
+        stop = threading.Event()
+        pace = Pace(args.pace, pieces=4 if args.pace > 0 else 1)
+        if args.headless:
+            return _run_headless(run, args.slices, pace, stop, args.quit_after)
+        return _run_gui(run, args.slices, pace, stop, args.quit_after)
+    finally:
+        if args.output is None:  # a two-slice demo writes about 3 GB
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def _simulate(run: SimulatedRun, slices: int, pace: Pace, stop: threading.Event) -> threading.Thread:
