@@ -16,7 +16,7 @@ from opticstream_napari.engine.messages import MosaicFinalised, VolumesStitched
 from opticstream_napari.engine.pipelines.psoct_mosaic import live_path, stitched_folder
 from opticstream_napari.identity import PSOCTMosaicId
 from opticstream_napari.io.nifti import write_enface_nifti
-from opticstream_napari.viewer_link import DISPLAY, ViewerLink
+from opticstream_napari.viewer_link import DISPLAY, ViewerLink, mediator
 from opticstream_napari.viewer_link.layer_specs import role_placeholders
 
 
@@ -103,6 +103,38 @@ def test_one_layer_per_role_shows_the_selected_slice(link: ViewerLink, config: P
     link.receive(region(normal2, "aip", second, 32, 32))
     qtbot.waitUntil(lambda: not link.busy, timeout=5000)
     assert link.shown_slice == 1, "an older slice picked by the operator stays shown"
+
+
+def test_layers_a_new_slice_lacks_are_hidden_a_few_per_tick(
+    link: ViewerLink, config: PSOCTScanConfig, qtbot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hiding and renaming a layer costs napari several ms of GUI thread; a new slice that lacks
+    twenty roles must not do them all in one go. With no time budget, one per tick."""
+    monkeypatch.setattr(mediator, "EMPTYING_BUDGET_S", 0.0)
+    ticks = [0]
+    tick_once = ViewerLink._tick_once
+
+    def counted(self: ViewerLink) -> None:
+        ticks[0] += 1
+        tick_once(self)
+
+    monkeypatch.setattr(ViewerLink, "_tick_once", counted)
+    project = config.project_name
+    normal1, tilted1, normal2 = (PSOCTMosaicId(project, 1, 1), PSOCTMosaicId(project, 1, 2),
+                                 PSOCTMosaicId(project, 2, 3))
+    for mosaic, modality in ((normal1, "aip"), (normal1, "ori"), (tilted1, "aip")):
+        link.receive(region(mosaic, modality, live(config, mosaic, modality), 0, 0))
+    qtbot.waitUntil(lambda: len(link.layers) == 3 and not link.busy, timeout=5000)
+    ori, tilted = link.layers[(1, "ori")], link.layers[(2, "aip")]
+    ori.visible = True
+    hidden_at: dict[str, int] = {}
+    for layer in (ori, tilted):
+        layer.events.visible.connect(lambda event, name=layer.name: hidden_at.setdefault(name, ticks[0]))
+    link.receive(region(normal2, "aip", live(config, normal2, "aip"), 16, 16))
+    qtbot.waitUntil(lambda: len(hidden_at) == 2 and not link.busy, timeout=5000)
+    assert not ori.visible and not tilted.visible
+    assert ori.name == "ORI · normal · none on slice 2" and tilted.name == "AIP · tilted · none on slice 2"
+    assert len(set(hidden_at.values())) == 2, f"hidden in one tick: {hidden_at}"
 
 
 def test_a_finished_volume_mosaic_is_a_3d_multiscale_layer_beside_the_2d_ones(
