@@ -235,6 +235,18 @@ class ViewerLink(QObject):
             if not self._present(spec.key):
                 heapq.heappush(self._pending, (0, next(self._order), spec))
                 self._freeze_due = True
+        if self._freeze_due:
+            self._freeze()  # the viewer as it is: collections while the layers are made skip it
+
+    def _freeze(self) -> None:
+        """Move every object that exists now out of the garbage collector's reach until close.
+
+        A full collection walks every object of napari, Qt wrappers and numpy included: 200-300 ms
+        with every thread paused. Frozen objects are skipped, so later passes only walk what was
+        made since. Done when processing starts and again once the layers are made.
+        """
+        gc.freeze()
+        self._frozen = True
 
     def _launch(self, run: EngineRun) -> None:
         if self._run is not None:
@@ -311,11 +323,7 @@ class ViewerLink(QObject):
             self._apply(heapq.heappop(self._pending)[-1])
             if not self._pending and self._freeze_due:
                 self._freeze_due = False
-                # A full garbage-collection pass walks every object of napari, Qt wrappers and
-                # numpy included: 200-370 ms with every thread paused. Freezing what exists now,
-                # the viewer and its layers, leaves later passes only the objects made since.
-                gc.freeze()
-                self._frozen = True
+                self._freeze()
         self._read_regions()
         for key in self._dirty:
             if self._present(key):
