@@ -13,7 +13,7 @@ from link_support import PIXEL, SHAPE, VOXEL, live, pyramid, region, volume
 from opticstream_napari import naming
 from opticstream_napari.config import PSOCTScanConfig
 from opticstream_napari.engine.messages import MosaicFinalised, VolumesStitched
-from opticstream_napari.engine.pipelines.psoct_mosaic import live_path, stitched_folder
+from opticstream_napari.engine.pipelines.psoct_mosaic import live_path, pixel_size_um, stitched_folder
 from opticstream_napari.identity import PSOCTMosaicId
 from opticstream_napari.io.nifti import write_enface_nifti
 from opticstream_napari.viewer_link import DISPLAY, ViewerLink, mediator
@@ -171,6 +171,10 @@ def test_every_role_is_made_before_its_data_and_data_swaps_in(link: ViewerLink, 
     assert empty.name == "AIP · normal · waiting for data" and empty.multiscale
     assert gc.get_freeze_count() > 0, "what exists once the layers are made is spared later full collections"
     assert link.layers[(1, "mask")].ndim == 2 and link.layers[(0, "focus-normal")].ndim == 2
+    size_x, size_y, size_z = config.acquisition.scan_resolution_3d_um
+    for key, layer in link.layers.items():  # the data's own scale already: the first data changes no transform
+        expected = (size_z, size_y, size_x) if layer.ndim == 3 else pixel_size_um(config)
+        np.testing.assert_allclose(layer.scale, expected, err_msg=str(key))
     mosaic = PSOCTMosaicId(config.project_name, 1, 1)
     link.receive(region(mosaic, "aip", live(config, mosaic, "aip"), 0, 0))
     qtbot.waitUntil(lambda: link.source_of((1, "aip")) == str(live_path(config, mosaic, "aip")), timeout=5000)

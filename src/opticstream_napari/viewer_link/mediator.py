@@ -409,7 +409,7 @@ class ViewerLink(QObject):
             if slice_id != self.shown_slice or key not in self._emptied or not self._present(key):
                 continue  # its data arrived meanwhile, or another slice is shown now
             layer = self._layers[key]
-            layer.visible = False
+            _set_visible(layer, False)
             layer.name = f"{layer.name.rsplit(' · slice ', 1)[0]} · none on slice {slice_id}"
             if time.perf_counter() >= deadline:
                 break
@@ -437,7 +437,7 @@ class ViewerLink(QObject):
             elif spec.kind == "shapes":
                 layer.features = spec.kwargs["features"]
             if spec.key in self._emptied:
-                layer.visible = self._emptied.pop(spec.key)
+                _set_visible(layer, self._emptied.pop(spec.key))
         else:
             add = {"image": self.viewer.add_image, "labels": self.viewer.add_labels,
                    "shapes": self.viewer.add_shapes}[spec.kind]
@@ -544,6 +544,12 @@ class ViewerLink(QObject):
 def _set_if_changed(layer: Layer, name: str, value: Any) -> None:
     if not np.allclose(getattr(layer, name), value):
         setattr(layer, name, value)
+
+
+def _set_visible(layer: Layer, visible: bool) -> None:
+    """napari refreshes and redraws on every ``visible`` assignment, even one that changes nothing."""
+    if layer.visible != visible:
+        layer.visible = visible
 
 
 def _weakly(method: Callable[..., Any], *args: Any) -> Callable[..., None]:
