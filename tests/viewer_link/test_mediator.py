@@ -77,14 +77,20 @@ def test_a_finalised_mosaic_replaces_its_preview_and_brings_mask_and_tiles(
     assert list(outlines.features["tile"]) == [1, 2] and len(outlines.data) == 2
 
 
-def test_one_layer_per_role_shows_the_selected_slice(link: ViewerLink, config: PSOCTScanConfig, qtbot) -> None:
-    """Slice 1 has both mosaics, slice 2 only its first so far; the layers follow the newest slice."""
+def _slice_1_with_three_layers(link: ViewerLink, config: PSOCTScanConfig, qtbot) -> PSOCTMosaicId:
+    """Live AIP and ORI of slice 1's normal mosaic and AIP of its tilted one, shown; returns the
+    normal mosaic of slice 2, which has no data yet."""
     project = config.project_name
-    normal1, tilted1, normal2 = (PSOCTMosaicId(project, 1, 1), PSOCTMosaicId(project, 1, 2),
-                                 PSOCTMosaicId(project, 2, 3))
+    normal1, tilted1 = PSOCTMosaicId(project, 1, 1), PSOCTMosaicId(project, 1, 2)
     for mosaic, modality in ((normal1, "aip"), (normal1, "ori"), (tilted1, "aip")):
         link.receive(region(mosaic, modality, live(config, mosaic, modality), 0, 0))
     qtbot.waitUntil(lambda: len(link.layers) == 3 and not link.busy, timeout=5000)
+    return PSOCTMosaicId(project, 2, 3)
+
+
+def test_one_layer_per_role_shows_the_selected_slice(link: ViewerLink, config: PSOCTScanConfig, qtbot) -> None:
+    """Slice 1 has both mosaics, slice 2 only its first so far; the layers follow the newest slice."""
+    normal2 = _slice_1_with_three_layers(link, config, qtbot)
     normal, ori, tilted = link.layers[(1, "aip")], link.layers[(1, "ori")], link.layers[(2, "aip")]
     assert normal.visible and tilted.visible and not ori.visible
     ori.visible = True
@@ -119,12 +125,7 @@ def test_layers_a_new_slice_lacks_are_hidden_a_few_per_tick(
         tick_once(self)
 
     monkeypatch.setattr(ViewerLink, "_tick_once", counted)
-    project = config.project_name
-    normal1, tilted1, normal2 = (PSOCTMosaicId(project, 1, 1), PSOCTMosaicId(project, 1, 2),
-                                 PSOCTMosaicId(project, 2, 3))
-    for mosaic, modality in ((normal1, "aip"), (normal1, "ori"), (tilted1, "aip")):
-        link.receive(region(mosaic, modality, live(config, mosaic, modality), 0, 0))
-    qtbot.waitUntil(lambda: len(link.layers) == 3 and not link.busy, timeout=5000)
+    normal2 = _slice_1_with_three_layers(link, config, qtbot)
     ori, tilted = link.layers[(1, "ori")], link.layers[(2, "aip")]
     ori.visible = True
     hidden_at: dict[str, int] = {}

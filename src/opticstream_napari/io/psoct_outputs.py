@@ -137,11 +137,8 @@ def write_volume_nifti(
     Not atomic by itself (:func:`write_tile_outputs` writes it to a temporary name). ``depth``
     keeps the first ``depth`` samples; ``quantisation`` stores integers with scl_slope/scl_inter.
     """
-    if volume.ndim != 3:
-        raise ValueError(f"a volume is 3D (y, x, z), found shape {volume.shape}")
-    kept = volume.shape[2] if depth is None else min(depth, volume.shape[2])
+    kept, dtype = _stored_depth_and_type(volume, quantisation, depth)
     ny, nx = volume.shape[:2]
-    dtype = np.float32 if quantisation is None else quantisation.dtype
     header = _volume_header((nx, ny, kept), dtype, [v / _UM_PER_MM for v in voxel_um], quantisation)
     chunk = np.empty((min(_Z_CHUNK, kept), ny, nx), dtype=dtype)
     slope, inter, top = _scaling(quantisation)
@@ -170,11 +167,8 @@ def write_volume_zarr(
     and ``quantisation`` as for :func:`write_volume_nifti`; the step and offset of a quantised
     volume go to the store's attributes, where :class:`TileVolume` finds them.
     """
-    if volume.ndim != 3:
-        raise ValueError(f"a volume is 3D (y, x, z), found shape {volume.shape}")
-    kept = volume.shape[2] if depth is None else min(depth, volume.shape[2])
+    kept, dtype = _stored_depth_and_type(volume, quantisation, depth)
     ny, nx = volume.shape[:2]
-    dtype = np.float32 if quantisation is None else quantisation.dtype
     extra = None if quantisation is None else {"scale_factor": quantisation.slope, "add_offset": quantisation.inter}
     layout = (zarr_config or ZarrConfig()).model_copy(update={"levels": 1})
     size_x, size_y, size_z = voxel_um
@@ -243,6 +237,16 @@ class TileVolume:
             block *= slope
             block += inter
         return block
+
+
+def _stored_depth_and_type(
+    volume: npt.NDArray[np.float32], quantisation: Quantisation | None, depth: int | None
+) -> tuple[int, type[np.generic]]:
+    """How many depth samples of a ``(y, x, z)`` volume are written, and as which type."""
+    if volume.ndim != 3:
+        raise ValueError(f"a volume is 3D (y, x, z), found shape {volume.shape}")
+    kept = volume.shape[2] if depth is None else min(depth, volume.shape[2])
+    return kept, np.float32 if quantisation is None else quantisation.dtype
 
 
 def _scaling(quantisation: Quantisation | None) -> tuple[np.float32, np.float32, np.float32]:
