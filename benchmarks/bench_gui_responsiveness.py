@@ -103,6 +103,7 @@ SLOTS = {  # the widget's own work on the GUI thread, timed separately from napa
     "ViewerLink._patch": "copy regions read off the GUI thread into a held mosaic",
     "ViewerLink._queue": "queue the layers a slice scan found",
     "NapariQtNotification.show": "napari's notification pop-up (slice complete, failures)",
+    "_QtMainWindow.event": "events of napari's window: repainting its widgets (layer list, controls, dock)",
 }
 NEW_LAYER = "ViewerLink._apply: new layer"
 NEW_DATA = "ViewerLink._apply: new data"
@@ -115,13 +116,14 @@ def time_slots(
     when each new layer was being created (``creations``: perf_counter intervals), and every call
     (``activity``: interval and what), to say what ran during the largest stalls."""
     from napari._qt.dialogs.qt_notification import NapariQtNotification
+    from napari._qt.qt_main_window import _QtMainWindow
     from vispy.scene import SceneCanvas
 
     from opticstream_napari._qt.main_widget import OpticStreamWidget
     from opticstream_napari.viewer_link import ViewerLink
 
     classes = {"ViewerLink": ViewerLink, "OpticStreamWidget": OpticStreamWidget, "SceneCanvas": SceneCanvas,
-               "NapariQtNotification": NapariQtNotification}
+               "NapariQtNotification": NapariQtNotification, "_QtMainWindow": _QtMainWindow}
     for qualified in SLOTS:
         owner, name = qualified.split(".")
         cls = classes[owner]
