@@ -37,9 +37,9 @@ def pool2(block: np.ndarray, reduction: Reduction = Reduction.MEAN) -> np.ndarra
     src = block.reshape((1, *block.shape)) if block.ndim == 2 else block
     out = np.empty(pooled_shape(src.shape), dtype=block.dtype)
     if np.issubdtype(block.dtype, np.floating):
-        _pool_float(src, out)
+        _pool(src, out, _MEAN)
     elif np.issubdtype(block.dtype, np.integer):
-        _pool_int(src, out)
+        _pool(src, out, _INTEGER_MEAN)
     else:
         raise TypeError(f"cannot average samples of type {block.dtype}")
     return out.reshape(pooled_shape(block.shape))
@@ -50,41 +50,18 @@ def _pool_circular(block: np.ndarray) -> np.ndarray:
     src = block.astype(np.float32, copy=False)
     src = src.reshape((1, *src.shape)) if src.ndim == 2 else src
     out = np.empty(pooled_shape(src.shape), dtype=np.float32)
-    _pool_angles(src, out)
+    _pool(src, out, _CIRCULAR)
     return out.reshape(pooled_shape(block.shape)).astype(block.dtype, copy=False)
 
 
-@nb.njit(nogil=True, cache=True)
-def _pool_angles(src, out):
-    """½·atan2(Σ sin 2θ, Σ cos 2θ) over the finite samples of each 2×2×2 block, in degrees."""
-    sz, sy, sx = src.shape
-    nz, ny, nx = out.shape
-    doubled = np.float32(np.pi / 90.0)
-    halved = np.float32(90.0 / np.pi)
-    zero = np.float32(0.0)
-    for k in range(nz):
-        k0 = 2 * k
-        k1 = min(k0 + 1, sz - 1)
-        for j in range(ny):
-            j0 = 2 * j
-            j1 = min(j0 + 1, sy - 1)
-            for i in range(nx):
-                i0 = 2 * i
-                i1 = min(i0 + 1, sx - 1)
-                c = zero
-                s = zero
-                n = 0
-                for v in (src[k0, j0, i0], src[k0, j0, i1], src[k0, j1, i0], src[k0, j1, i1],
-                          src[k1, j0, i0], src[k1, j0, i1], src[k1, j1, i0], src[k1, j1, i1]):
-                    if v - v == zero:
-                        c += np.cos(v * doubled)
-                        s += np.sin(v * doubled)
-                        n += 1
-                out[k, j, i] = np.arctan2(s, c) * halved if n else np.nan
+# What _pool does with each 2×2×2 block (an int, not a function argument: numba cannot cache a
+# kernel specialised on a function, and the engine's worker processes would recompile it).
+_MEAN, _INTEGER_MEAN, _CIRCULAR = 0, 1, 2
 
 
 @nb.njit(nogil=True, cache=True, inline="always")
 def _mean8(a, b, c, d, e, f, g, h):
+    """Mean of the finite samples; NaN when none is."""
     zero = np.float32(0.0)
     one = np.float32(1.0)
     total = zero
@@ -96,8 +73,44 @@ def _mean8(a, b, c, d, e, f, g, h):
     return total / count if count > zero else np.nan
 
 
+@nb.njit(nogil=True, cache=True, inline="always")
+def _integer_mean8(a, b, c, d, e, f, g, h):
+    """Mean rounded half up."""
+    total = 0
+    for v in (a, b, c, d, e, f, g, h):
+        total += np.int64(v)
+    return (total + 4) // 8
+
+
+@nb.njit(nogil=True, cache=True, inline="always")
+def _circular_mean8(a, b, c, d, e, f, g, h):
+    """½·atan2(Σ sin 2θ, Σ cos 2θ) over the finite angles (degrees); NaN when none is."""
+    doubled = np.float32(np.pi / 90.0)
+    zero = np.float32(0.0)
+    c_sum = zero
+    s_sum = zero
+    n = 0
+    for v in (a, b, c, d, e, f, g, h):
+        if v - v == zero:
+            c_sum += np.cos(v * doubled)
+            s_sum += np.sin(v * doubled)
+            n += 1
+    return np.arctan2(s_sum, c_sum) * np.float32(90.0 / np.pi) if n else np.nan
+
+
+@nb.njit(nogil=True, cache=True, inline="always")
+def _reduce8(mode, a, b, c, d, e, f, g, h):
+    if mode == _CIRCULAR:
+        return _circular_mean8(a, b, c, d, e, f, g, h)
+    if mode == _INTEGER_MEAN:
+        return _integer_mean8(a, b, c, d, e, f, g, h)
+    return _mean8(a, b, c, d, e, f, g, h)
+
+
 @nb.njit(nogil=True, cache=True)
-def _pool_float(src, out):
+def _pool(src, out, mode):
+    """out[k, j, i] = the ``mode`` reduction of src's 2×2×2 block at (2k, 2j, 2i); a trailing
+    odd sample along an axis stands in for its missing neighbour."""
     sz, sy, sx = src.shape
     nz, ny, nx = out.shape
     pairs = sx // 2
@@ -114,35 +127,12 @@ def _pool_float(src, out):
             row = out[k, j]
             for i in range(pairs):
                 i0 = 2 * i
-                row[i] = _mean8(
-                    r00[i0], r00[i0 + 1], r01[i0], r01[i0 + 1],
+                row[i] = _reduce8(
+                    mode, r00[i0], r00[i0 + 1], r01[i0], r01[i0 + 1],
                     r10[i0], r10[i0 + 1], r11[i0], r11[i0 + 1],
                 )
             if pairs < nx:
                 i0 = sx - 1
-                row[pairs] = _mean8(
-                    r00[i0], r00[i0], r01[i0], r01[i0], r10[i0], r10[i0], r11[i0], r11[i0]
+                row[pairs] = _reduce8(
+                    mode, r00[i0], r00[i0], r01[i0], r01[i0], r10[i0], r10[i0], r11[i0], r11[i0]
                 )
-
-
-@nb.njit(nogil=True, cache=True)
-def _pool_int(src, out):
-    sz, sy, sx = src.shape
-    nz, ny, nx = out.shape
-    for k in range(nz):
-        k0 = 2 * k
-        k1 = min(k0 + 1, sz - 1)
-        for j in range(ny):
-            j0 = 2 * j
-            j1 = min(j0 + 1, sy - 1)
-            r00 = src[k0, j0]
-            r01 = src[k0, j1]
-            r10 = src[k1, j0]
-            r11 = src[k1, j1]
-            for i in range(nx):
-                i0 = 2 * i
-                i1 = min(i0 + 1, sx - 1)
-                total = 0
-                for v in (r00[i0], r00[i1], r01[i0], r01[i1], r10[i0], r10[i1], r11[i0], r11[i1]):
-                    total += np.int64(v)
-                out[k, j, i] = (total + 4) // 8
