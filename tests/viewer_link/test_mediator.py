@@ -138,6 +138,28 @@ def test_layers_a_new_slice_lacks_are_hidden_a_few_per_tick(
     assert len(set(hidden_at.values())) == 2, f"hidden in one tick: {hidden_at}"
 
 
+def test_a_slice_change_before_the_hiding_is_done_hides_for_the_new_slice(
+    link: ViewerLink, config: PSOCTScanConfig, qtbot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slices 2 and 3 arrive before the roles slice 2 lacks were hidden; slice 3 lacks them too,
+    so they are hidden and named for slice 3, not left showing slice 1's data."""
+    monkeypatch.setattr(mediator, "EMPTYING_BUDGET_S", 0.0)
+    normal2 = _slice_1_with_three_layers(link, config, qtbot)
+    ori, tilted = link.layers[(1, "ori")], link.layers[(2, "aip")]
+    link._timer.stop()  # ticks by hand from here, so slice 3 lands between two of them
+    link.receive(region(normal2, "aip", live(config, normal2, "aip"), 16, 16))
+    link._tick()
+    qtbot.waitUntil(lambda: len(link._to_empty) == 2, timeout=5000)
+    normal3 = PSOCTMosaicId(config.project_name, 3, 5)
+    link.receive(region(normal3, "aip", live(config, normal3, "aip"), 16, 16))
+    link._tick()
+    assert link.shown_slice == 3 and tilted.visible, "nothing was hidden before slice 3 came"
+    link._timer.start()
+    qtbot.waitUntil(lambda: not tilted.visible and not link.busy, timeout=5000)
+    assert tilted.name == "AIP · tilted · none on slice 3" and ori.name == "ORI · normal · none on slice 3"
+    assert not ori.visible
+
+
 def test_a_finished_volume_mosaic_is_a_3d_multiscale_layer_beside_the_2d_ones(
     link: ViewerLink, config: PSOCTScanConfig, qtbot
 ) -> None:

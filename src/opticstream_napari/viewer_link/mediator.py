@@ -406,8 +406,8 @@ class ViewerLink(QObject):
         deadline = time.perf_counter() + EMPTYING_BUDGET_S
         while self._to_empty:
             key, slice_id = self._to_empty.popleft()
-            if slice_id != self.shown_slice or key not in self._emptied or not self._present(key):
-                continue  # its data arrived meanwhile, or another slice is shown now
+            if key not in self._emptied or not self._present(key):
+                continue  # its data arrived meanwhile
             layer = self._layers[key]
             _set_visible(layer, False)
             layer.name = f"{layer.name.rsplit(' · slice ', 1)[0]} · none on slice {slice_id}"
@@ -486,6 +486,9 @@ class ViewerLink(QObject):
         self._newest = max(self._newest, slice_id)
         if slice_id != self.shown_slice:
             self.shown_slice = slice_id
+            for key, _ in self._to_empty:  # never hidden: the new slice's scan decides about them
+                self._emptied.pop(key, None)
+            self._to_empty.clear()
             self._pending = [item for item in self._pending if item[-1].slice in (0, slice_id)]
             heapq.heapify(self._pending)
         self.request_layers(slice_id)
