@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy.ndimage import gaussian_filter1d
 
 from opticstream_napari.processing.psoct import (
     Calibration,
@@ -132,6 +133,28 @@ def test_gradient_surface_finds_the_step() -> None:
     assert np.max(np.abs(raw - surface)) <= 1
     smooth = smooth_surface(raw, vols.dbi.shape[-1])
     assert smooth.shape == surface.shape and smooth.dtype == np.int32
+
+
+def _surface_as_the_original_finds_it(profile: np.ndarray) -> int:
+    """Spec 4.3 step by step: smooth the signal part (σ 5, 2σ support, edges replicated), rise
+    over a [5 | 5] window ('valid'), first sample after the largest rise; 0 without signal."""
+    n = int(np.count_nonzero(profile > 0.01))
+    if n <= 10:
+        return 0
+    smoothed = gaussian_filter1d(profile[:n].astype(np.float64), 5.0, mode="nearest", truncate=2.0)
+    windows = np.lib.stride_tricks.sliding_window_view(smoothed, 10)
+    rise = windows[:, 5:].mean(axis=1) - windows[:, :5].mean(axis=1)
+    return int(np.argmax(rise)) + 5
+
+
+def test_gradient_surface_is_the_original_method_on_noisy_profiles() -> None:
+    rng = np.random.default_rng(3)
+    surface = rng.integers(20, 150, size=(5, 40))
+    vols, _ = _synthetic_volumes(surface, depth=260)
+    noisy = vols.dbi + rng.normal(0, 4.0, vols.dbi.shape).astype(np.float32)
+    noisy[..., 200:] = 0.0  # signal ends before the depth: only the first n samples count
+    want = np.array([_surface_as_the_original_finds_it(p) for p in noisy.reshape(-1, 260)]).reshape(surface.shape)
+    assert np.array_equal(gradient_surface(noisy), want)
 
 
 def test_surface_specs() -> None:

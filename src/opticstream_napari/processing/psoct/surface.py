@@ -1,13 +1,16 @@
 """Tissue surface per A-line (spec 4.3): gradient method, flat depth, or a given map.
 
 The gradient method looks for the strongest rise of the Gaussian-smoothed dBI profile. The
-smoothing (σ = 5) and the step detector ([−⅕]×5 then [+⅕]×5) are combined into one FIR filter
-over the first ``n`` samples above the signal floor, the profile extended upwards with its first
-(air) sample so shallow surfaces are found; the surface is the first sample after the detected
-step. Indices are 0-based depth samples.
+smoothing (σ = 5, truncated at 2σ like MATLAB's ``imgaussfilt``, edges replicated) and the step
+detector ([−⅕]×5 then [+⅕]×5) are combined into one 30-tap FIR filter over the first ``n``
+samples above the signal floor. The profile is extended upwards with its first (air) sample
+further than the smoothing needs, so surfaces shallower than the step's half-length are found;
+the surface is the first sample after the detected step. Indices are 0-based depth samples.
 """
 
 from __future__ import annotations
+
+import math
 
 import numba as nb
 import numpy as np
@@ -20,16 +23,17 @@ SIGNAL_FLOOR_DB = 0.01
 MIN_SIGNAL_SAMPLES = 10
 
 
-def step_filter(sigma: float = SIGMA, half: int = STEP_HALF) -> tuple[npt.NDArray[np.float32], int]:
-    """The combined Gaussian + step kernel and the offset from filter start to the step."""
-    radius = round(4 * sigma)
+def step_filter(sigma: float = SIGMA, half: int = STEP_HALF) -> tuple[npt.NDArray[np.float32], int, int]:
+    """The combined Gaussian + step kernel, the offset from filter start to the step, and the
+    Gaussian's radius (the samples the smoothing replicates past the profile's last sample)."""
+    radius = math.ceil(2 * sigma)
     x = np.arange(-radius, radius + 1)
     gauss = np.exp(-0.5 * (x / sigma) ** 2)
     gauss /= gauss.sum()
     step = np.concatenate([np.full(half, -1.0 / half), np.full(half, 1.0 / half)])
     # correlate(correlate(x, gauss), step) == correlate(x, convolve(gauss, step[::-1])[::-1])
     combined = np.convolve(gauss, step[::-1])[::-1]
-    return combined.astype(np.float32), radius + half
+    return combined.astype(np.float32), radius + half, radius
 
 
 TAP_GROUP = 5
@@ -51,31 +55,33 @@ def _maximum(values, lanes):  # pragma: no cover - numba
 
 
 @nb.njit(nogil=True, cache=True, fastmath=True)
-def _gradient_surface(dbi, grouped, taps, lead, floor, min_samples, out):  # pragma: no cover - numba
+def _gradient_surface(dbi, grouped, taps, lead, tail, floor, min_samples, out):  # pragma: no cover - numba
     """FIR over the first ``n`` samples above the floor, then the first index of the maximum.
 
     The profile is extended upwards by ``lead`` copies of its first sample (air), so a surface
-    shallower than the filter's half-length is still found. ``grouped`` is the kernel in rows of
+    shallower than the filter's half-length is still found, and downwards by ``tail`` copies of
+    its last, as the original's replicate-padded smoothing does. ``grouped`` is the kernel in rows of
     ``TAP_GROUP`` taps (zero-padded): each sweep over the positions adds five taps, so the
     response is loaded and stored once per five multiply-adds. The maximum is found with a
     vectorised max and then a search for its first position (a running argmax does not vectorise).
     """
     rows, depth = dbi.shape
     groups = grouped.shape[0]
-    padded = np.zeros(depth + lead + groups * TAP_GROUP, dtype=np.float32)
-    response = np.empty(depth + lead, dtype=np.float32)
+    padded = np.zeros(depth + lead + tail + groups * TAP_GROUP, dtype=np.float32)
+    response = np.empty(depth + lead + tail, dtype=np.float32)
     lanes = np.empty(MAX_LANES, dtype=np.float32)
     for r in range(rows):
         profile = dbi[r]
         n = 0
         for z in range(depth):
             n += profile[z] > floor
-        if n <= min_samples or n + lead < taps:
+        if n <= min_samples or n + lead + tail < taps:
             out[r] = 0
             continue
         padded[:lead] = profile[0]
         padded[lead:lead + n] = profile[:n]
-        positions = n + lead - taps + 1
+        padded[lead + n:lead + n + tail] = profile[n - 1]
+        positions = n + lead + tail - taps + 1
         response[:positions] = 0.0
         for g in range(groups):
             w0 = grouped[g, 0]
@@ -99,12 +105,12 @@ def _gradient_surface(dbi, grouped, taps, lead, floor, min_samples, out):  # pra
 
 def gradient_surface(dbi: npt.NDArray[np.float32]) -> npt.NDArray[np.int32]:
     """Raw surface per A-line of a (..., depth) dBI array, before the 3×3 median filter."""
-    kernel, lead = step_filter()
+    kernel, lead, tail = step_filter()
     grouped = np.zeros(-(-kernel.size // TAP_GROUP) * TAP_GROUP, dtype=np.float32)
     grouped[: kernel.size] = kernel
     flat = np.ascontiguousarray(dbi).reshape(-1, dbi.shape[-1])
     out = np.empty(flat.shape[0], dtype=np.int32)
-    _gradient_surface(flat, grouped.reshape(-1, TAP_GROUP), kernel.size, lead, np.float32(SIGNAL_FLOOR_DB),
+    _gradient_surface(flat, grouped.reshape(-1, TAP_GROUP), kernel.size, lead, tail, np.float32(SIGNAL_FLOOR_DB),
                       MIN_SIGNAL_SAMPLES, out)
     return out.reshape(dbi.shape[:-1])
 
