@@ -6,6 +6,10 @@ event loop with a 10 ms QTimer: each gap between two of its timeouts beyond 10 m
 loop could not serve events (a stall). Prints the longest stall, the 99th percentile and the
 largest stalls with what the run was doing then. The goal is no stall above 100 ms.
 
+As an operator would, it loads the project's config first and presses Start once the widget has
+made the project's layers (which it does on load); the stalls while the project opens and those
+while the engine processes are reported apart, as the goal is about the latter.
+
 ``--cancel-after`` stops the run that many seconds after processing starts (tiles still in
 flight) and reports how long the engine took to stop.
 
@@ -59,6 +63,12 @@ class Result:
     after_layers_longest_ms: float = 0.0
     after_layers_p99_ms: float = 0.0
     after_layers_over_goal: int = 0
+    opening_s: float = 0.0
+    opening_longest_ms: float = 0.0
+    opening_over_goal: int = 0
+    processing_longest_ms: float = 0.0
+    processing_p99_ms: float = 0.0
+    processing_over_goal: int = 0
     worst: list[dict[str, Any]] = field(default_factory=list)
     worst_after_layers: list[dict[str, Any]] = field(default_factory=list)
     layers: int = 0
@@ -144,6 +154,8 @@ def time_slots(
                 what = _name
                 if split is not None:
                     timings.setdefault(split, []).append((ended - began) * 1000)
+                if _name == "_QtMainWindow.event" and ended - began > 0.02:
+                    what = f"{_name} {args[0].type().name}"
                 if split == NEW_LAYER:
                     creations.append((began, ended))
                     spec = args[0]
@@ -188,8 +200,10 @@ def run(args: argparse.Namespace) -> Result:
 
     from opticstream_napari._qt.main_widget import OpticStreamWidget
     from opticstream_napari.cli.simulate_cmd import iter_acquisition, prepare_run
+    from opticstream_napari.config import load_config
     from opticstream_napari.simulate.live import Pace
     from opticstream_napari.viewer_link import EngineOptions, Lifecycle
+    from opticstream_napari.viewer_link.layer_specs import role_placeholders
 
     timings: dict[str, list[float]] = {}
     creations: list[tuple[float, float]] = []
@@ -204,8 +218,23 @@ def run(args: argparse.Namespace) -> Result:
     viewer.window.add_dock_widget(widget, name="OpticStream", area="right")
     widget.link.options = EngineOptions(stability_seconds=0.5, poll_interval=0.2, incomplete_grace=30.0,
                                         processes=args.executor == "processes")
+    phase = ["opening the project"]
+    meter = StallMeter(phase)
+    opening = time.perf_counter()
     widget.config_panel.load(acquisition.config_path)
-    phase = ["starting"]
+    roles = {spec.key for spec in role_placeholders(load_config(acquisition.config_path))}
+    loop = QEventLoop()
+
+    def opened() -> None:
+        if (set(widget.link.layers) >= roles and not widget.link.busy) or time.perf_counter() - opening > args.timeout:
+            loop.quit()
+
+    waiter = QTimer()
+    waiter.setInterval(100)
+    waiter.timeout.connect(opened)
+    waiter.start()
+    loop.exec()
+    waiter.stop()
     stop = threading.Event()
 
     def acquire() -> None:
@@ -213,10 +242,10 @@ def run(args: argparse.Namespace) -> Result:
             pass
 
     simulator = threading.Thread(target=acquire, name="bench-simulator", daemon=True)
-    meter = StallMeter(phase)
     result = Result(args.size, args.slices, args.pace, args.executor, machine=machine_line())
     loop = QEventLoop()
     started = time.perf_counter()
+    result.opening_s = started - opening
     asked: list[float] = []
 
     def check() -> None:
@@ -271,6 +300,13 @@ def run(args: argparse.Namespace) -> Result:
         result.after_layers_longest_ms = max(after)
         result.after_layers_p99_ms = _percentile(after, 0.99)
         result.after_layers_over_goal = sum(1 for s in after if s > GOAL_MS)
+    before = [gap for gap, (a, _) in zip(stalls, meter.spans, strict=True) if a < started]
+    during = [gap for gap, (a, _) in zip(stalls, meter.spans, strict=True) if a >= started]
+    result.opening_longest_ms = max(before, default=0.0)
+    result.opening_over_goal = sum(1 for s in before if s > GOAL_MS)
+    result.processing_longest_ms = max(during)
+    result.processing_p99_ms = _percentile(during, 0.99)
+    result.processing_over_goal = sum(1 for s in during if s > GOAL_MS)
     result.steady_longest_ms = max(steady)
     result.steady_p99_ms = _percentile(steady, 0.99)
     result.steady_over_goal = sum(1 for s in steady if s > GOAL_MS)
@@ -306,6 +342,10 @@ def report(result: Result) -> None:
           f"engine work in {result.executor}, "
           f"{result.seconds:.1f} s, {result.completed_units} tiles completed, {result.layers} layers")
     print(f"event-loop samples: {result.samples} (QTimer every {TIMER_MS} ms)")
+    print(f"opening the project (config loaded, layers made, before Start; {result.opening_s:.1f} s): "
+          f"longest {result.opening_longest_ms:.1f} ms; {result.opening_over_goal} above {GOAL_MS:.0f} ms")
+    print(f"processing (from Start to the end): longest {result.processing_longest_ms:.1f} ms, "
+          f"p99 {result.processing_p99_ms:.1f} ms; {result.processing_over_goal} above {GOAL_MS:.0f} ms")
     print(f"stall: longest {result.longest_stall_ms:.1f} ms, p99 {result.p99_stall_ms:.1f} ms, "
           f"p95 {result.p95_stall_ms:.1f} ms, median {result.median_stall_ms:.1f} ms; "
           f"{result.stalls_over_goal} above {GOAL_MS:.0f} ms")

@@ -5,6 +5,7 @@ import yaml
 
 from opticstream_napari._qt.main_widget import OpticStreamWidget
 from opticstream_napari.config import PSOCTScanConfig, load_config, save_config
+from opticstream_napari.viewer_link.layer_specs import role_placeholders
 
 
 @pytest.fixture
@@ -38,6 +39,18 @@ def test_load_shows_the_config(widget: OpticStreamWidget, scan_file: Path, qtbot
     assert widget.config_panel.value().project_name == "sub-demo"
     assert "sub-demo" in widget.status_label.text()
     assert widget.config_panel.save_button.isEnabled()
+
+
+def test_loading_a_project_makes_its_layers_before_any_start(
+    widget: OpticStreamWidget, scan_file: Path, qtbot
+) -> None:
+    """The roles' layers (0.1-0.7 s of GUI thread each) are made while the project opens, so
+    Start and the tiles that follow only swap data into them."""
+    assert widget.config_panel.load(scan_file)
+    roles = {spec.key for spec in role_placeholders(load_config(scan_file))}
+    qtbot.waitUntil(lambda: set(widget.link.layers) == roles and not widget.link.busy, timeout=30000)
+    assert not widget.link.running
+    assert all(layer.name.endswith("waiting for data") for layer in widget.link.layers.values())
 
 
 def test_bad_config_shows_the_error_and_keeps_the_file(

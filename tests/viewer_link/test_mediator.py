@@ -186,7 +186,7 @@ def test_a_finished_volume_mosaic_is_a_3d_multiscale_layer_beside_the_2d_ones(
 
 
 def test_every_role_is_made_before_its_data_and_data_swaps_in(link: ViewerLink, config: PSOCTScanConfig, qtbot) -> None:
-    """Layers are made when processing starts; tiles landing later only swap data into them."""
+    """Layers are made before processing (at config load, or Start); tiles only swap data into them."""
     link.prepare_layers()
     roles = {spec.key for spec in role_placeholders(config)}
     qtbot.waitUntil(lambda: set(link.layers) == roles and not link.busy, timeout=20000)

@@ -155,8 +155,9 @@ PLACEHOLDER = ""  # the source of a role's layer before any slice has data for i
 def role_placeholders(config: ScanConfigModel) -> list[LayerSpec]:
     """One empty layer per role the project will show, in the kind, units and axes of its data.
 
-    napari needs 0.1–0.7 s of GUI thread to create a layer, so the mediator creates every role
-    when processing starts; while tiles land it only swaps data (tens of ms).
+    napari needs 0.1–0.7 s of GUI thread to create a layer, so the widget has every role made
+    when a project's config is loaded (the mediator again at Start for any role still missing);
+    while tiles land it only swaps data (tens of ms).
     """
     if not isinstance(config, PSOCTScanConfig):
         return []

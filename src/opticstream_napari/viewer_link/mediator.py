@@ -243,7 +243,7 @@ class ViewerLink(QObject):
 
         A full collection walks every object of napari, Qt wrappers and numpy included: 200-300 ms
         with every thread paused. Frozen objects are skipped, so later passes only walk what was
-        made since. Done when processing starts and again once the layers are made.
+        made since. Done when the layers are queued and again once they are made.
         """
         gc.freeze()
         self._frozen = True
