@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -48,6 +49,7 @@ class Result:
     slices: int
     pace: float
     executor: str
+    simulator: str
     seconds: float = 0.0
     samples: int = 0
     longest_stall_ms: float = 0.0
@@ -194,12 +196,20 @@ def display() -> Iterator[None]:
         yield
 
 
+def acquire(acquisition: Any, slices: int, pace: Any, stop: Any) -> None:
+    """Write the simulated raw files, as the instrument would, until done or ``stop``."""
+    from opticstream_napari.cli.simulate_cmd import iter_acquisition
+
+    for _ in iter_acquisition(acquisition, slices=slices, seed=0, pace=pace, stop=stop):
+        pass
+
+
 def run(args: argparse.Namespace) -> Result:
     import napari
     from qtpy.QtCore import QEventLoop, QTimer
 
     from opticstream_napari._qt.main_widget import OpticStreamWidget
-    from opticstream_napari.cli.simulate_cmd import iter_acquisition, prepare_run
+    from opticstream_napari.cli.simulate_cmd import prepare_run
     from opticstream_napari.config import load_config
     from opticstream_napari.simulate.live import Pace
     from opticstream_napari.viewer_link import EngineOptions, Lifecycle
@@ -235,14 +245,17 @@ def run(args: argparse.Namespace) -> Result:
     waiter.start()
     loop.exec()
     waiter.stop()
-    stop = threading.Event()
-
-    def acquire() -> None:
-        for _ in iter_acquisition(acquisition, slices=args.slices, seed=0, pace=Pace(args.pace, 4), stop=stop):
-            pass
-
-    simulator = threading.Thread(target=acquire, name="bench-simulator", daemon=True)
-    result = Result(args.size, args.slices, args.pace, args.executor, machine=machine_line())
+    pace = Pace(args.pace, 4)
+    if args.simulator == "process":
+        context = multiprocessing.get_context("spawn")
+        stop = context.Event()
+        simulator = context.Process(target=acquire, args=(acquisition, args.slices, pace, stop),
+                                    name="bench-simulator", daemon=True)
+    else:
+        stop = threading.Event()
+        simulator = threading.Thread(target=acquire, args=(acquisition, args.slices, pace, stop),
+                                     name="bench-simulator", daemon=True)
+    result = Result(args.size, args.slices, args.pace, args.executor, args.simulator, machine=machine_line())
     loop = QEventLoop()
     started = time.perf_counter()
     result.opening_s = started - opening
@@ -339,7 +352,7 @@ def _percentile(values: list[float], q: float) -> float:
 def report(result: Result) -> None:
     print(result.machine)
     print(f"run: {result.size} preset, {result.slices} slice(s), pace {result.pace} s per raw file, "
-          f"engine work in {result.executor}, "
+          f"engine work in {result.executor}, simulator in a {result.simulator}, "
           f"{result.seconds:.1f} s, {result.completed_units} tiles completed, {result.layers} layers")
     print(f"event-loop samples: {result.samples} (QTimer every {TIMER_MS} ms)")
     print(f"opening the project (config loaded, layers made, before Start; {result.opening_s:.1f} s): "
@@ -378,6 +391,8 @@ def main() -> None:
     parser.add_argument("--worst", type=int, default=8, help="how many of the largest stalls to list")
     parser.add_argument("--executor", choices=["processes", "threads"], default="processes",
                         help="where the engine's work runs (the widget uses processes)")
+    parser.add_argument("--simulator", choices=["thread", "process"], default="thread",
+                        help="where the simulated instrument runs (a thread shares the GUI's interpreter lock)")
     parser.add_argument("--output", type=Path,
                         help="folder for the simulated project, kept (default: a temporary one, removed; ~3 GB)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
