@@ -31,7 +31,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -196,6 +196,19 @@ def display() -> Iterator[None]:
         yield
 
 
+def run_until(done: Callable[[], bool]) -> None:
+    """Run Qt's event loop until ``done()`` says so (asked every 100 ms)."""
+    from qtpy.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    checker = QTimer()
+    checker.setInterval(100)
+    checker.timeout.connect(lambda: loop.quit() if done() else None)
+    checker.start()
+    loop.exec()
+    checker.stop()
+
+
 def acquire(acquisition: Any, slices: int, pace: Any, stop: Any) -> None:
     """Write the simulated raw files, as the instrument would, until done or ``stop``."""
     from opticstream_napari.cli.simulate_cmd import iter_acquisition
@@ -206,7 +219,6 @@ def acquire(acquisition: Any, slices: int, pace: Any, stop: Any) -> None:
 
 def run(args: argparse.Namespace) -> Result:
     import napari
-    from qtpy.QtCore import QEventLoop, QTimer
 
     from opticstream_napari._qt.main_widget import OpticStreamWidget
     from opticstream_napari.cli.simulate_cmd import prepare_run
@@ -233,18 +245,8 @@ def run(args: argparse.Namespace) -> Result:
     opening = time.perf_counter()
     widget.config_panel.load(acquisition.config_path)
     roles = {spec.key for spec in role_placeholders(load_config(acquisition.config_path))}
-    loop = QEventLoop()
-
-    def opened() -> None:
-        if (set(widget.link.layers) >= roles and not widget.link.busy) or time.perf_counter() - opening > args.timeout:
-            loop.quit()
-
-    waiter = QTimer()
-    waiter.setInterval(100)
-    waiter.timeout.connect(opened)
-    waiter.start()
-    loop.exec()
-    waiter.stop()
+    run_until(lambda: (set(widget.link.layers) >= roles and not widget.link.busy)
+              or time.perf_counter() - opening > args.timeout)
     pace = Pace(args.pace, 4)
     if args.simulator == "process":
         context = multiprocessing.get_context("spawn")
@@ -256,13 +258,12 @@ def run(args: argparse.Namespace) -> Result:
         simulator = threading.Thread(target=acquire, args=(acquisition, args.slices, pace, stop),
                                      name="bench-simulator", daemon=True)
     result = Result(args.size, args.slices, args.pace, args.executor, args.simulator, machine=machine_line())
-    loop = QEventLoop()
     started = time.perf_counter()
     result.opening_s = started - opening
     asked: list[float] = []
 
-    def check() -> None:
-        """Every 100 ms: note what the run is doing, and end it when done (or cancel it)."""
+    def finished() -> bool:
+        """Every 100 ms: note what the run is doing; done when complete (or cancelled)."""
         summaries = widget.link.summaries
         tiles = sum(s.done("tile") for s in summaries.values())
         phase[0] = f"{len(viewer.layers)} layers, {tiles} tiles done"
@@ -270,25 +271,19 @@ def run(args: argparse.Namespace) -> Result:
         if asked:
             if not widget.link.running:
                 result.cancel_ms = (now - asked[0]) * 1000
-                loop.quit()
-            return
+                return True
+            return False
         if args.cancel_after and now - started >= args.cancel_after:
             asked.append(now)
             widget.link.stop()
-            return
+            return False
         complete = len(summaries) >= args.slices and all(
             s.counts["slice"][Lifecycle.COMPLETED] == 1 for s in summaries.values())
-        if (complete and not widget.link.busy) or now - started > args.timeout:
-            loop.quit()
+        return (complete and not widget.link.busy) or now - started > args.timeout
 
-    checker = QTimer()
-    checker.setInterval(100)
-    checker.timeout.connect(check)
-    checker.start()
     simulator.start()
     widget.start(acquisition.raw_folder, remember=False)
-    loop.exec()
-    checker.stop()
+    run_until(finished)
     result.seconds = time.perf_counter() - started
     meter.stop()
     stop.set()
