@@ -47,8 +47,10 @@ def test_loading_a_project_makes_its_layers_before_any_start(
     """The roles' layers (0.1-0.7 s of GUI thread each) are made while the project opens, so
     Start and the tiles that follow only swap data into them."""
     assert widget.config_panel.load(scan_file)
+    assert widget.link.making_layers
     roles = {spec.key for spec in role_placeholders(load_config(scan_file))}
     qtbot.waitUntil(lambda: set(widget.link.layers) == roles and not widget.link.busy, timeout=30000)
+    assert not widget.link.making_layers
     assert not widget.link.running
     assert all(layer.name.endswith("waiting for data") for layer in widget.link.layers.values())
 

@@ -44,9 +44,10 @@ def test_gui_demo_opens_napari_with_the_widget(tmp_path: Path) -> None:
         pytest.skip("needs the virtual display pytest-xvfb provides")
     result = subprocess.run(
         [sys.executable, "-m", "opticstream_napari.cli.main", "demo", "--size", "tiny", "--slices", "1",
-         "--pace", "0", "--output", str(tmp_path), "--quit-after", "8"],
+         "--pace", "0", "--output", str(tmp_path), "--quit-after", "25"],
         capture_output=True, text=True, timeout=180, check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "acquired raw/" in result.stdout
+    assert "24 layers made; processing raw/" in result.stdout, "Start waits for the project's layers"
     assert (tmp_path / "scan.yaml").is_file()

@@ -130,9 +130,19 @@ def _run_gui(
     widget = OpticStreamWidget(viewer)
     viewer.window.add_dock_widget(widget, name="OpticStream", area="right")
     widget.link.options = EngineOptions(stability_seconds=0.5, poll_interval=0.2, incomplete_grace=30.0)
-    widget.config_panel.load(run.config_path)
+    widget.config_panel.load(run.config_path)  # the widget starts making the project's layers
     thread = _simulate(run, slices, pace, stop)
-    widget.start(run.raw_folder, remember=False)
+
+    def start_once_the_layers_exist() -> None:
+        """As an operator would: Start once the layers are there, so making them (0.1-0.7 s each)
+        does not stall the viewer while tiles are processed; the acquisition runs meanwhile."""
+        if widget.link.making_layers:
+            QTimer.singleShot(100, start_once_the_layers_exist)
+        else:
+            print(f"{len(widget.link.layers)} layers made; processing {run.raw_folder.name}/", flush=True)
+            widget.start(run.raw_folder, remember=False)
+
+    start_once_the_layers_exist()
     if quit_after is not None:
         QTimer.singleShot(int(quit_after * 1000), viewer.close)
     napari.run()

@@ -513,6 +513,11 @@ class ViewerLink(QObject):
         self._jobs.discard(job)
 
     @property
+    def making_layers(self) -> bool:
+        """Whether roles are still queued to be made (see :meth:`prepare_layers`)."""
+        return any(spec.source == PLACEHOLDER for *_, spec in self._pending)
+
+    @property
     def busy(self) -> bool:
         """Whether background lookups are still in flight (tests wait on this)."""
         return bool(self._jobs or self._inbox or self._pending or self._dirty or self._regions or self._to_empty)
