@@ -112,6 +112,7 @@ SLOTS = {  # the widget's own work on the GUI thread, timed separately from napa
     "ViewerLink._on_state": "merge summaries, notify",
     "OpticStreamWidget._on_state": "update the state table",
     "SceneCanvas.on_draw": "napari's canvas paint (vispy: texture uploads, first-draw shader builds)",
+    "ViewerLink._defer": "rename a hidden layer; its new data waits until it is shown",
     "ViewerLink._patch": "copy regions read off the GUI thread into a held mosaic",
     "ViewerLink._queue": "queue the layers a slice scan found",
     "NapariQtNotification.show": "napari's notification pop-up (slice complete, failures)",
@@ -158,6 +159,8 @@ def time_slots(
                     timings.setdefault(split, []).append((ended - began) * 1000)
                 if _name == "_QtMainWindow.event" and ended - began > 0.02:
                     what = f"{_name} {args[0].type().name}"
+                if split == NEW_DATA:
+                    what = f"{_name} {args[0].key[1]}"
                 if split == NEW_LAYER:
                     creations.append((began, ended))
                     spec = args[0]

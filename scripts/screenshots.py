@@ -56,12 +56,16 @@ def capture(viewer: napari.Viewer, path: Path) -> None:
     print(f"wrote {path}", flush=True)
 
 
-def show_only(viewer: napari.Viewer, *names: str) -> None:
-    """Make exactly the named layers visible (once they have their data: the widget names a
-    layer by its slice then), select the first, and fit the view to it."""
+def show_only(widget: OpticStreamWidget, *names: str) -> None:
+    """Make exactly the named layers visible (a layer is named for its slice once its data
+    exists; a hidden one reads it when shown), select the first, and fit the view to it."""
+    viewer = widget.viewer
     wait(lambda: all(n in viewer.layers for n in names), 120, f"layers {names}")
     for layer in viewer.layers:
         layer.visible = layer.name in names
+    end = time.monotonic() + 10
+    while widget.link.busy and time.monotonic() < end:  # the shown layers' data, read off the GUI thread
+        _spin(0.1)
     viewer.layers.selection.active = viewer.layers[names[0]]
     viewer.reset_view()
 
@@ -117,22 +121,22 @@ def live_session(run: SimulatedRun, out: Path) -> None:
     try:
         widget.start(run.raw_folder, remember=False)
         wait(lambda: tiles_done(widget, 1) >= 8, 300, "8 tiles of slice 1")
-        show_only(viewer, "AIP · normal · slice 1")
+        show_only(widget, "AIP · normal · slice 1")
         capture(viewer, out / "widget-live-mosaic.png")
 
         wait(lambda: cell(widget, 1, 1) == "completed", 600, "slice 1 to complete")
         wait(lambda: cell(widget, 1, 2) == "2/2", 600, "the volumes of slice 1")
         wait(lambda: cell(widget, 2, 1) is not None, 300, "slice 2 to start")
         widget.state_panel.select_slice(1)  # an older slice picked stays shown while slice 2 grows
-        show_only(viewer, "AIP · normal · slice 1", "mask · normal · slice 1")
+        show_only(widget, "AIP · normal · slice 1", "mask · normal · slice 1")
         capture(viewer, out / "widget-mask-qc.png")
-        show_only(viewer, "ORI · normal · slice 1", "tiles · normal · slice 1")
+        show_only(widget, "ORI · normal · slice 1", "tiles · normal · slice 1")
         capture(viewer, out / "widget-orientation-tiles.png")
 
         wait(lambda: cell(widget, 2, 1) in ("blocked", "failed"), 600, "slice 2 to stop at its cut tile")
         panel = widget.state_panel
         panel.select_slice(2)
-        show_only(viewer, "AIP · normal · slice 2")
+        show_only(widget, "AIP · normal · slice 2")
         wait(lambda: panel.failures.rowCount() >= 1, 30, "the failed tile in the drill-down")
         panel.failures.selectRow(0)
         capture(viewer, out / "widget-failure-drilldown.png")

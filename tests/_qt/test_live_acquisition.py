@@ -91,8 +91,13 @@ def test_live_acquisition_grows_mosaic_layers_and_completes(
     qtbot.waitUntil(mosaic_finalised, timeout=30000)
     assert len(covered) >= 2 and covered == sorted(covered), f"the live AIP mosaic grew tile by tile: {covered}"
     qtbot.waitUntil(lambda: _status(widget) == "completed", timeout=30000)
-    qtbot.waitUntil(lambda: all(_is_final(link.source_of((2, v))) for v in ("dBI", "R3D", "O3D")), timeout=30000)
+    volumes = [link.layers[(2, what)] for what in ("dBI", "R3D", "O3D")]
+    qtbot.waitUntil(lambda: all(v.name.endswith(" · tilted · slice 1") for v in volumes), timeout=30000)
     qtbot.waitUntil(lambda: not link.busy, timeout=10000)
+    assert link.source_of((2, "dBI")) == "", "a hidden volume is named for its mosaic; its data waits until shown"
+    volumes[0].visible = True
+    qtbot.waitUntil(lambda: _is_final(link.source_of((2, "dBI"))) and not link.busy, timeout=10000)
+    assert volumes[0].data[0].shape[0] > 2, "the stitched volume, not the empty layer"
     layers = link.layers
     assert {what for position, what in layers if position == 2} == {
         "aip", "ret", "ori", "biref", "mip", "surf", "mask", "tiles", "dBI", "R3D", "O3D"}

@@ -15,6 +15,8 @@ from opticstream_napari.viewer_link.live_levels import (
     is_live_preview,
     live_slice_layers,
     load_live_levels,
+    loaded,
+    needs_loading,
     read_patches,
 )
 
@@ -28,6 +30,20 @@ def test_live_previews_load_into_memory_and_finals_stay_on_disk(config: PSOCTSca
     assert [level.shape for level in spec.data] == [level.shape for level in store.levels]
     np.testing.assert_array_equal(spec.data[0], store.read(0))
     assert spec.data[0][0, 0] == 70.0 and np.isnan(spec.data[0][-1, -1])
+
+
+def test_lazy_roles_stay_on_disk_until_loaded(config: PSOCTScanConfig) -> None:
+    """Hidden layers' previews are not read by the slice scan; loading them later gives the same levels."""
+    mosaic = PSOCTMosaicId(config.project_name, 1, 1)
+    region(mosaic, "aip", live(config, mosaic, "aip"), 0, 0)
+    key = (1, "aip")
+    (spec,) = live_slice_layers(config, 1, {}, lazy=frozenset({key})).specs
+    assert spec.key == key and needs_loading(spec)
+    assert not any(isinstance(level, np.ndarray) for level in spec.data)
+    (eager,) = live_slice_layers(config, 1, {}).specs
+    assert not needs_loading(eager)
+    for level, expected in zip(loaded(spec).data, eager.data, strict=True):
+        np.testing.assert_array_equal(level, expected)
 
 
 def test_a_preview_larger_than_the_budget_starts_at_a_coarser_level(config: PSOCTScanConfig) -> None:

@@ -65,12 +65,15 @@ def test_a_finalised_mosaic_replaces_its_preview_and_brings_mask_and_tiles(
     tiles = [{"tile": t, "y": 0.0, "x": 0.0, "offset": [0, 30 * (t - 1)]} for t in (1, 2)]
     (folder / naming.mosaic_tile_coords_name(1)).write_text(
         yaml.safe_dump({"tile_shape": [64, 36], "pixel_size_um": list(PIXEL), "tiles": tiles}))
+    layer = link.layers[(1, "aip")]
+    swaps = []
+    layer.events.data.connect(swaps.append)
     link.receive(MosaicFinalised(mosaic, {"aip": str(final.path)}))
     qtbot.waitUntil(lambda: {(1, "mask"), (1, "tiles")} <= set(link.layers), timeout=5000)
-    layer = link.layers[(1, "aip")]
     qtbot.waitUntil(lambda: layer.get_value((300.0, 300.0), world=True)[1] == 55.0, timeout=5000)
     assert link.source_of((1, "aip")) == str(final.path)
     assert isinstance(layer.data[0], np.ndarray), "a final mosaic within the memory budget is shown from memory"
+    assert not swaps, "the final mosaic has its preview's shape: copied into the shown levels, no data swap"
     labels = link.layers[(1, "mask")]
     assert labels.data.sum() == 20 * 40 and not labels.visible and labels.name == "mask · normal · slice 1"
     outlines = link.layers[(1, "tiles")]
@@ -183,6 +186,42 @@ def test_a_finished_volume_mosaic_is_a_3d_multiscale_layer_beside_the_2d_ones(
     viewer.dims.set_point(0, 10.0)
     assert layer.get_value((10.0, 45.0, 250.0), world=True)[1] == 60.0
     assert link.layers[(1, "aip")].get_value((10.0, 45.0, 45.0), world=True)[1] == 70.0
+
+
+def test_a_hidden_role_gets_its_new_data_only_when_shown(link: ViewerLink, config: PSOCTScanConfig, qtbot) -> None:
+    """Swapping data costs napari a redraw; a hidden role is renamed for its new data, and reads it when shown."""
+    link.prepare_layers()
+    qtbot.waitUntil(lambda: not link.making_layers and not link.busy, timeout=20000)
+    mosaic = PSOCTMosaicId(config.project_name, 1, 1)
+    for modality in ("aip", "ori"):
+        link.receive(region(mosaic, modality, live(config, mosaic, modality), 0, 0))
+    qtbot.waitUntil(lambda: link.source_of((1, "aip")) == str(live_path(config, mosaic, "aip")), timeout=5000)
+    ori = link.layers[(1, "ori")]
+    qtbot.waitUntil(lambda: ori.name == "ORI · normal · slice 1" and not link.busy, timeout=5000)
+    assert link.source_of((1, "ori")) == mediator.PLACEHOLDER, "hidden: still the empty layer"
+    assert ori.data[0].shape == (2, 2) and np.isnan(np.asarray(ori.data[0])).all()
+
+    ori.visible = True
+    qtbot.waitUntil(lambda: link.source_of((1, "ori")) == str(live_path(config, mosaic, "ori")), timeout=5000)
+    assert ori.data[0].shape == SHAPE and isinstance(ori.data[0], np.ndarray), "shown from memory, as a live preview"
+    assert ori.get_value((45.0, 45.0), world=True)[1] == 70.0
+
+
+def test_a_held_preview_hidden_by_the_operator_skips_regions_until_shown(
+    link: ViewerLink, config: PSOCTScanConfig, qtbot
+) -> None:
+    mosaic = PSOCTMosaicId(config.project_name, 1, 1)
+    store = live(config, mosaic, "aip")
+    link.receive(region(mosaic, "aip", store, 0, 0))
+    qtbot.waitUntil(lambda: (1, "aip") in link.layers and not link.busy, timeout=5000)
+    layer = link.layers[(1, "aip")]
+    layer.visible = False
+    link.receive(region(mosaic, "aip", store, 0, 16))
+    qtbot.waitUntil(lambda: not link.busy, timeout=5000)
+    assert np.isnan(layer.data[0][4, 25]), "no read for a hidden layer"
+    layer.visible = True
+    qtbot.waitUntil(lambda: layer.data[0][4, 25] == 70.0, timeout=5000)
+    assert link.layers[(1, "aip")] is layer
 
 
 def test_every_role_is_made_before_its_data_and_data_swaps_in(link: ViewerLink, config: PSOCTScanConfig, qtbot) -> None:

@@ -68,13 +68,34 @@ def _small_final(spec: LayerSpec, budget: int) -> bool:
     return int(np.prod(spec.data[0].shape)) * spec.data[0].dtype.itemsize <= budget
 
 
+def is_held(spec: LayerSpec) -> bool:
+    """Whether the spec's layer is shown from memory: a live preview, or a small final mosaic."""
+    return is_live_preview(spec) or _small_final(spec, LEVEL_BUDGET)
+
+
+def needs_loading(spec: LayerSpec) -> bool:
+    """A spec shown from memory whose levels are still lazy (left so by ``live_slice_layers``)."""
+    return is_held(spec) and not all(isinstance(level, np.ndarray) for level in spec.data)
+
+
+def loaded(spec: LayerSpec) -> LayerSpec:
+    """The spec ready for the GUI thread: levels in memory where it is shown from memory."""
+    return load_live_levels(spec) if needs_loading(spec) else spec
+
+
 def live_slice_layers(
-    config: ScanConfigModel, slice_id: int, known: dict[LayerKey, str], preview_level: int = 0
+    config: ScanConfigModel,
+    slice_id: int,
+    known: dict[LayerKey, str],
+    preview_level: int = 0,
+    lazy: frozenset[LayerKey] = frozenset(),
 ) -> SliceLayers:
-    """:func:`slice_layer_specs`, with live previews and small final mosaics in memory (off the GUI thread)."""
+    """:func:`slice_layer_specs`, with live previews and small final mosaics in memory (off the GUI thread).
+
+    Roles in ``lazy`` (hidden layers) keep their levels on disk: they are read only if shown.
+    """
     found = slice_layer_specs(config, slice_id, known, preview_level)
-    specs = [load_live_levels(spec) if is_live_preview(spec) or _small_final(spec, LEVEL_BUDGET) else spec
-             for spec in found.specs]
+    specs = [spec if spec.key in lazy else loaded(spec) for spec in found.specs]
     return dataclasses.replace(found, specs=specs)
 
 

@@ -42,7 +42,15 @@ from opticstream_napari.viewer_link.layer_specs import (
     mosaic_position,
     role_placeholders,
 )
-from opticstream_napari.viewer_link.live_levels import Patch, Region, is_live_preview, live_slice_layers, read_patches
+from opticstream_napari.viewer_link.live_levels import (
+    Patch,
+    Region,
+    is_live_preview,
+    live_slice_layers,
+    loaded,
+    needs_loading,
+    read_patches,
+)
 from opticstream_napari.viewer_link.state_follower import Failure, StateFollower, StateUpdate, slice_failures
 from opticstream_napari.viewer_link.warmup import is_warm, warm_up_layers
 
@@ -57,6 +65,7 @@ log = logging.getLogger(__name__)
 TICK_MS = 100  # the GUI thread drains engine messages and refreshes layers at most this often
 PROGRESS_INTERVAL = 1.0  # napari's progress bar processes all pending events on each update: update it rarely
 EMPTYING_BUDGET_S = 0.015  # per tick: hiding and renaming a layer costs napari 3-8 ms of GUI thread
+UNKNOWN = "?"  # the source of a layer whose name no longer says what it shows
 NOTIFY_AT_ONCE = 3  # more failures than this in one update become one notification
 
 
@@ -99,6 +108,8 @@ class ViewerLink(QObject):
         self._held: dict[LayerKey, list[np.ndarray]] = {}  # live previews' levels in memory (the layer's data)
         self._regions: dict[LayerKey, list[Region]] = {}  # written since the held levels were read
         self._reading: set[LayerKey] = set()
+        self._deferred: dict[LayerKey, LayerSpec] = {}  # new data of hidden layers, applied when shown
+        self._stale: set[LayerKey] = set()  # held previews that missed regions while hidden
         self._jobs: set[FunctionWorker] = set()
         self._scanning: set[int] = set()
         self._rescan: set[int] = set()
@@ -344,10 +355,14 @@ class ViewerLink(QObject):
                 return
         if isinstance(message, RegionWritten) and isinstance(self.config, PSOCTScanConfig):
             key = (mosaic_position(message.mosaic, self.config.mosaics_per_slice), message.modality)
+            if key in self._deferred:
+                return  # hidden: its data is read when it is shown
             extent = self._extents.get(key, (0, 0))
             inside = message.region[1] <= extent[-2] and message.region[3] <= extent[-1]
             if self.source_of(key) == message.path and inside:
-                if key in self._held:
+                if key in self._held and not self._layers[key].visible:
+                    self._stale.add(key)
+                elif key in self._held:
                     self._regions.setdefault(key, []).append(message.region)
                 else:
                     self._dirty.add(key)
@@ -366,7 +381,10 @@ class ViewerLink(QObject):
         self._scanning.add(slice_id)
         known = {k: v for k, v in self._sources.items() if self._present(k) and k not in self._emptied}
         known.update((spec.key, spec.source) for *_, spec in self._pending)
-        job = create_worker(live_slice_layers, self.config, slice_id, known, self.preview_level, _start_thread=False)
+        known.update((key, spec.source) for key, spec in self._deferred.items())
+        hidden = frozenset(key for key in self._layers if self._present(key) and not self._will_show(key))
+        job = create_worker(live_slice_layers, self.config, slice_id, known, self.preview_level, hidden,
+                            _start_thread=False)
         job.returned.connect(_weakly(self._queue))
         job.finished.connect(_weakly(self._scanned, slice_id))
         self._start_job(job)
@@ -380,6 +398,10 @@ class ViewerLink(QObject):
     def _present(self, key: LayerKey) -> bool:
         layer = self._layers.get(key)
         return layer is not None and layer in self.viewer.layers
+
+    def _will_show(self, key: LayerKey) -> bool:
+        """Whether the role's layer is visible, or will be once the shown slice has data for it."""
+        return bool(self._layers[key].visible or self._emptied.get(key, False))
 
     def _queue(self, found: SliceLayers) -> None:
         """Queue the shown slice's layers, most useful first: new data for existing layers, the
@@ -409,6 +431,7 @@ class ViewerLink(QObject):
             if key not in self._emptied or not self._present(key):
                 continue  # its data arrived meanwhile
             layer = self._layers[key]
+            self._deferred.pop(key, None)
             _set_visible(layer, False)
             layer.name = f"{layer.name.rsplit(' · slice ', 1)[0]} · none on slice {slice_id}"
             if time.perf_counter() >= deadline:
@@ -418,17 +441,29 @@ class ViewerLink(QObject):
         """Add one layer, or give an existing one the data of the shown slice (or its final mosaic)."""
         if spec.slice not in (0, self.shown_slice):
             return
+        data = spec.data  # what the layer shows afterwards: the spec's arrays, or its own refilled
         if self._present(spec.key):
             if spec.source == PLACEHOLDER:
                 return
+            if not self._will_show(spec.key):
+                self._defer(spec)
+                return
+            if needs_loading(spec):  # shown since it was looked up: its levels are read off the GUI thread
+                self._load(spec)
+                return
             layer = self._layers[spec.key]
             first_data = self._sources.get(spec.key) == PLACEHOLDER
-            # each setter re-slices the layer: transforms first (while the old data is still
-            # there), and only what changed, so the new data is sliced once
-            _set_if_changed(layer, "scale", spec.kwargs["scale"])
-            if spec.kind == "image":
-                _set_if_changed(layer, "translate", spec.kwargs.get("translate", (0.0,) * layer.ndim))
-            layer.data = spec.data
+            refilled = _refill(layer, spec)
+            if refilled is not None:
+                data = refilled
+                layer.refresh(extent=False, highlight=False)
+            else:
+                # each setter re-slices the layer: transforms first (while the old data is still
+                # there), and only what changed, so the new data is sliced once
+                _set_if_changed(layer, "scale", spec.kwargs["scale"])
+                if spec.kind == "image":
+                    _set_if_changed(layer, "translate", spec.kwargs.get("translate", (0.0,) * layer.ndim))
+                layer.data = spec.data
             if layer.name != spec.kwargs["name"]:
                 layer.name = spec.kwargs["name"]
             if spec.kind == "image":
@@ -441,13 +476,15 @@ class ViewerLink(QObject):
         else:
             add = {"image": self.viewer.add_image, "labels": self.viewer.add_labels,
                    "shapes": self.viewer.add_shapes}[spec.kind]
-            self._layers[spec.key] = add(spec.data, **spec.kwargs)
+            self._layers[spec.key] = layer = add(spec.data, **spec.kwargs)
+            layer.events.visible.connect(_weakly(self._on_visible, spec.key))
         self._sources[spec.key] = spec.source
+        self._stale.discard(spec.key)
         if spec.source != PLACEHOLDER and not self._fitted:
             self._fitted = True
             self.viewer.reset_view()  # the placeholders gave napari no extent to fit
         if is_live_preview(spec) and spec.extent is not None:
-            self._held[spec.key] = spec.data
+            self._held[spec.key] = data
             # read once more off the GUI thread: tiles may have landed since the levels were loaded
             self._regions[spec.key] = [(0, spec.extent[-2], 0, spec.extent[-1])]
         else:
@@ -455,6 +492,45 @@ class ViewerLink(QObject):
             self._regions.pop(spec.key, None)
         if spec.extent is not None:
             self._extents[spec.key] = spec.extent
+
+    def _defer(self, spec: LayerSpec) -> None:
+        """Keep a hidden layer's new data for when it is shown, under its new name.
+
+        A data swap costs napari 20-60 ms of GUI thread and its window a repaint; at the end of a
+        mosaic a dozen roles change source, most of them hidden. Their data stays on disk until shown.
+        """
+        key = spec.key
+        self._deferred[key] = spec
+        self._emptied.pop(key, None)
+        self._held.pop(key, None)
+        self._regions.pop(key, None)
+        self._stale.discard(key)
+        if spec.extent is not None:
+            self._extents[key] = spec.extent
+        layer = self._layers[key]
+        if layer.name != spec.kwargs["name"]:
+            layer.name = spec.kwargs["name"]
+
+    def _on_visible(self, key: LayerKey, _event: Any = None) -> None:
+        """A layer was shown: give it the data it missed while hidden."""
+        if self._closed or not self._present(key) or not self._layers[key].visible:
+            return
+        spec = self._deferred.pop(key, None)
+        if spec is not None and spec.slice in (0, self.shown_slice):
+            self._load(spec)
+        elif key in self._stale and key in self._extents:
+            self._stale.discard(key)
+            extent = self._extents[key]
+            self._regions[key] = [(0, extent[-2], 0, extent[-1])]
+
+    def _load(self, spec: LayerSpec) -> None:
+        """Queue ``spec`` first in line, once its levels are in memory where it is shown from memory."""
+        job = create_worker(loaded, spec, _start_thread=False)
+        job.returned.connect(_weakly(self._push_first))
+        self._start_job(job)
+
+    def _push_first(self, spec: LayerSpec) -> None:
+        heapq.heappush(self._pending, (0, next(self._order), spec))
 
     def _read_regions(self) -> None:
         """Read what the engine wrote into held previews off the GUI thread, one job per layer at a time."""
@@ -489,6 +565,10 @@ class ViewerLink(QObject):
             for key, _ in self._to_empty:  # never hidden: the new slice's scan decides about them
                 self._emptied.pop(key, None)
             self._to_empty.clear()
+            for key in [k for k, spec in self._deferred.items() if spec.slice not in (0, slice_id)]:
+                del self._deferred[key]
+                if self._sources.get(key) != PLACEHOLDER:
+                    self._sources[key] = UNKNOWN  # renamed for the dropped data: the next scan names it again
             self._pending = [item for item in self._pending if item[-1].slice in (0, slice_id)]
             heapq.heapify(self._pending)
         self.request_layers(slice_id)
@@ -545,8 +625,33 @@ class ViewerLink(QObject):
         self._layers.clear()
         self._held.clear()
         self._regions.clear()
+        self._deferred.clear()
         self._inbox.clear()
         self._pending.clear()
+
+
+def _refill(layer: Layer, spec: LayerSpec) -> list[np.ndarray] | None:
+    """The layer's own levels overwritten with the spec's, where both are in memory with the same
+    shapes, types and placement; None where napari must be given the new data.
+
+    napari's data setter costs 30-70 ms of GUI thread; a slice's next mosaic, or the final
+    mosaic replacing its preview, usually has the shape of what is shown, and a copy and a
+    refresh take a few ms.
+    """
+    if spec.kind != "image" or not layer.multiscale:
+        return None
+    shown, new = list(layer.data), spec.data
+    if len(shown) != len(new) or not all(
+        isinstance(a, np.ndarray) and a.flags.writeable and isinstance(b, np.ndarray)
+        and a.shape == b.shape and a.dtype == b.dtype for a, b in zip(shown, new, strict=True)
+    ):
+        return None
+    translate = spec.kwargs.get("translate", (0.0,) * layer.ndim)
+    if not (np.allclose(layer.scale, spec.kwargs["scale"]) and np.allclose(layer.translate, translate)):
+        return None
+    for a, b in zip(shown, new, strict=True):
+        np.copyto(a, b)
+    return shown
 
 
 def _set_if_changed(layer: Layer, name: str, value: Any) -> None:
