@@ -207,6 +207,27 @@ def test_a_hidden_role_gets_its_new_data_only_when_shown(link: ViewerLink, confi
     assert ori.get_value((45.0, 45.0), world=True)[1] == 70.0
 
 
+def test_a_hidden_layer_is_named_for_the_slice_shown_when_the_operator_goes_back(
+    link: ViewerLink, config: PSOCTScanConfig, qtbot
+) -> None:
+    """ORI shows slice 1, is hidden, is renamed for slice 2's data it did not read; back on slice 1
+    its name says slice 1 again, and showing it brings slice 1's data."""
+    normal2 = _slice_1_with_three_layers(link, config, qtbot)
+    ori = link.layers[(1, "ori")]
+    ori.visible = True
+    qtbot.waitUntil(lambda: link.source_of((1, "ori")) is not None and not link.busy, timeout=5000)
+    ori.visible = False
+    link.receive(region(normal2, "ori", live(config, normal2, "ori"), 16, 16))
+    qtbot.waitUntil(lambda: ori.name == "ORI · normal · slice 2" and not link.busy, timeout=5000)
+    assert link.source_of((1, "ori")) == str(live_path(config, PSOCTMosaicId(config.project_name, 1, 1), "ori"))
+    link.show_slice(1)
+    qtbot.waitUntil(lambda: ori.name == "ORI · normal · slice 1" and not link.busy, timeout=5000)
+    ori.visible = True
+    qtbot.waitUntil(lambda: link.source_of((1, "ori")) == str(
+        live_path(config, PSOCTMosaicId(config.project_name, 1, 1), "ori")) and not link.busy, timeout=5000)
+    assert ori.get_value((45.0, 45.0), world=True)[1] == 70.0
+
+
 def test_a_held_preview_hidden_by_the_operator_skips_regions_until_shown(
     link: ViewerLink, config: PSOCTScanConfig, qtbot
 ) -> None:
