@@ -30,7 +30,7 @@ class EngineOptions:
     incomplete_grace: float = 120.0
     workers: int | None = None
     processes: bool = True  # the work cannot hold the GUI's interpreter lock
-    nice: int = 10  # the engine's threads yield the CPU to the GUI thread on a busy machine
+    nice: int = 19  # the engine's threads yield the CPU to the GUI thread on a busy machine
 
 
 @dataclass(slots=True)
