@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import yaml
 from link_support import PIXEL, SHAPE, VOXEL, live, pyramid, region, volume
+from napari.layers import Layer
 
 from opticstream_napari import naming
 from opticstream_napari.config import PSOCTScanConfig
@@ -16,6 +17,7 @@ from opticstream_napari.engine.messages import MosaicFinalised, VolumesStitched
 from opticstream_napari.engine.pipelines.psoct_mosaic import live_path, pixel_size_um, stitched_folder
 from opticstream_napari.identity import PSOCTMosaicId
 from opticstream_napari.io.nifti import write_enface_nifti
+from opticstream_napari.io.ome_zarr import OmeZarrPyramid
 from opticstream_napari.viewer_link import DISPLAY, ViewerLink, mediator
 from opticstream_napari.viewer_link.layer_specs import role_placeholders
 
@@ -28,14 +30,19 @@ def link(make_napari_viewer_proxy, config: PSOCTScanConfig) -> Iterator[ViewerLi
     link.close()
 
 
-def test_a_live_mosaic_appears_multiscale_and_refreshes_as_regions_land(
-    link: ViewerLink, config: PSOCTScanConfig, qtbot
-) -> None:
+def _live_aip(link: ViewerLink, config: PSOCTScanConfig, qtbot) -> tuple[PSOCTMosaicId, OmeZarrPyramid, Layer]:
+    """Slice 1's normal AIP preview with its first block written, and its layer once shown."""
     mosaic = PSOCTMosaicId(config.project_name, 1, 1)
     store = live(config, mosaic, "aip")
     link.receive(region(mosaic, "aip", store, 0, 0))
-    qtbot.waitUntil(lambda: (1, "aip") in link.layers, timeout=5000)
-    layer = link.layers[(1, "aip")]
+    qtbot.waitUntil(lambda: (1, "aip") in link.layers and not link.busy, timeout=5000)
+    return mosaic, store, link.layers[(1, "aip")]
+
+
+def test_a_live_mosaic_appears_multiscale_and_refreshes_as_regions_land(
+    link: ViewerLink, config: PSOCTScanConfig, qtbot
+) -> None:
+    mosaic, store, layer = _live_aip(link, config, qtbot)
     assert layer.multiscale and len(layer.data) == len(store.levels) > 1
     np.testing.assert_allclose(layer.scale, PIXEL)
     assert str(layer.units[0]) == "micrometer"
@@ -231,11 +238,7 @@ def test_a_hidden_layer_is_named_for_the_slice_shown_when_the_operator_goes_back
 def test_a_held_preview_hidden_by_the_operator_skips_regions_until_shown(
     link: ViewerLink, config: PSOCTScanConfig, qtbot
 ) -> None:
-    mosaic = PSOCTMosaicId(config.project_name, 1, 1)
-    store = live(config, mosaic, "aip")
-    link.receive(region(mosaic, "aip", store, 0, 0))
-    qtbot.waitUntil(lambda: (1, "aip") in link.layers and not link.busy, timeout=5000)
-    layer = link.layers[(1, "aip")]
+    mosaic, store, layer = _live_aip(link, config, qtbot)
     layer.visible = False
     link.receive(region(mosaic, "aip", store, 0, 16))
     qtbot.waitUntil(lambda: not link.busy, timeout=5000)
