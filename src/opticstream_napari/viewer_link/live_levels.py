@@ -68,14 +68,10 @@ def _small_final(spec: LayerSpec, budget: int) -> bool:
     return int(np.prod(spec.data[0].shape)) * spec.data[0].dtype.itemsize <= budget
 
 
-def is_held(spec: LayerSpec) -> bool:
-    """Whether the spec's layer is shown from memory: a live preview, or a small final mosaic."""
-    return is_live_preview(spec) or _small_final(spec, LEVEL_BUDGET)
-
-
 def needs_loading(spec: LayerSpec) -> bool:
-    """A spec shown from memory whose levels are still lazy (left so by ``live_slice_layers``)."""
-    return is_held(spec) and not all(isinstance(level, np.ndarray) for level in spec.data)
+    """A spec shown from memory (a live preview, a small final mosaic) whose levels are still lazy."""
+    held = is_live_preview(spec) or _small_final(spec, LEVEL_BUDGET)
+    return held and not all(isinstance(level, np.ndarray) for level in spec.data)
 
 
 def loaded(spec: LayerSpec) -> LayerSpec:

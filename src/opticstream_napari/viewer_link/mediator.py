@@ -486,7 +486,7 @@ class ViewerLink(QObject):
         if is_live_preview(spec) and spec.extent is not None:
             self._held[spec.key] = data
             # read once more off the GUI thread: tiles may have landed since the levels were loaded
-            self._regions[spec.key] = [(0, spec.extent[-2], 0, spec.extent[-1])]
+            self._regions[spec.key] = [_whole(spec.extent)]
         else:
             self._held.pop(spec.key, None)
             self._regions.pop(spec.key, None)
@@ -520,8 +520,7 @@ class ViewerLink(QObject):
             self._load(spec)
         elif key in self._stale and key in self._extents:
             self._stale.discard(key)
-            extent = self._extents[key]
-            self._regions[key] = [(0, extent[-2], 0, extent[-1])]
+            self._regions[key] = [_whole(self._extents[key])]
 
     def _load(self, spec: LayerSpec) -> None:
         """Queue ``spec`` first in line, once its levels are in memory where it is shown from memory."""
@@ -626,6 +625,7 @@ class ViewerLink(QObject):
         self._held.clear()
         self._regions.clear()
         self._deferred.clear()
+        self._stale.clear()
         self._inbox.clear()
         self._pending.clear()
 
@@ -652,6 +652,11 @@ def _refill(layer: Layer, spec: LayerSpec) -> list[np.ndarray] | None:
     for a, b in zip(shown, new, strict=True):
         np.copyto(a, b)
     return shown
+
+
+def _whole(extent: tuple[int, ...]) -> Region:
+    """The level-0 region of a whole mosaic of ``extent``."""
+    return (0, extent[-2], 0, extent[-1])
 
 
 def _set_if_changed(layer: Layer, name: str, value: Any) -> None:
