@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import multiprocessing
 import os
 import shutil
 import statistics
@@ -104,6 +103,71 @@ class StallMeter:
 
     def stop(self) -> None:
         self._timer.stop()
+
+
+class StackSampler:
+    """With ``--stacks``: while the event loop has not ticked for 50 ms, sample every thread's
+    innermost Python frames every 5 ms, to say what the GUI thread was doing in a stall that none
+    of the timed slots explains (and which other threads were running Python code meanwhile).
+
+    The sampler needs the interpreter lock itself, so how late it wakes says how contended the lock is.
+    """
+
+    def __init__(self, meter: StallMeter) -> None:
+        self.samples: list[tuple[float, float, str, str]] = []  # (at, wake-up lateness ms, GUI, others)
+        self._meter = meter
+        self._gui = threading.get_ident()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-stack-sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import sys
+        import traceback
+
+        names = {t.ident: t.name for t in threading.enumerate()}
+        while not self._stop.is_set():
+            asked = time.perf_counter()
+            time.sleep(0.005)
+            now = time.perf_counter()
+            if now - self._meter._last < 0.05:
+                continue
+            frames = sys._current_frames()
+            names.update({t.ident: t.name for t in threading.enumerate()})
+
+            def where(frame: Any, depth: int) -> str:
+                stack = traceback.extract_stack(frame)[-depth:]
+                return " < ".join(f"{Path(f.filename).stem}.{f.name}:{f.lineno}" for f in reversed(stack))
+
+            gui = where(frames[self._gui], 3) if self._gui in frames else "?"
+            others = "; ".join(
+                f"{names.get(ident, ident)}: {where(frame, 1)}" for ident, frame in frames.items()
+                if ident not in (self._gui, threading.get_ident()) and not _idle(frame))
+            self.samples.append((now, (now - asked) * 1000 - 5, gui, others))
+
+    def during(self, start: float, end: float) -> str:
+        inside = [s for s in self.samples if start <= s[0] <= end]
+        if not inside:
+            return ""
+        counts: dict[str, int] = {}
+        for _, _, gui, _ in inside:
+            counts[gui] = counts.get(gui, 0) + 1
+        late = max(s[1] for s in inside)
+        common = sorted(counts.items(), key=lambda item: -item[1])[:2]
+        busy = {o for _, _, _, others in inside for o in others.split("; ") if o}
+        return (f" | {len(inside)} stack samples, sampler up to {late:.0f} ms late; GUI thread: "
+                + "; ".join(f"{n}× {g}" for g, n in common)
+                + (f" | other threads in Python: {'; '.join(sorted(busy)[:4])}" if busy else ""))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _idle(frame: Any) -> bool:
+    """A thread parked in a wait (lock, queue, sleep, select) runs no Python code."""
+    return frame.f_code.co_name in {"wait", "_wait_for_tstate_lock", "get", "select", "sleep", "poll",
+                                    "accept", "_worker", "recv", "recv_bytes", "_recv", "_poll", "wait_for"}
 
 
 SLOTS = {  # the widget's own work on the GUI thread, timed separately from napari's
@@ -224,8 +288,10 @@ def run(args: argparse.Namespace) -> Result:
     import napari
 
     from opticstream_napari._qt.main_widget import OpticStreamWidget
+    from opticstream_napari.cli.demo_cmd import start_instrument
     from opticstream_napari.cli.simulate_cmd import prepare_run
     from opticstream_napari.config import load_config
+    from opticstream_napari.engine.executors import spawn_context
     from opticstream_napari.simulate.live import Pace
     from opticstream_napari.viewer_link import EngineOptions, Lifecycle
     from opticstream_napari.viewer_link.layer_specs import role_placeholders
@@ -245,6 +311,7 @@ def run(args: argparse.Namespace) -> Result:
                                         processes=args.executor == "processes")
     phase = ["opening the project"]
     meter = StallMeter(phase)
+    sampler = StackSampler(meter) if args.stacks else None
     opening = time.perf_counter()
     widget.config_panel.load(acquisition.config_path)
     roles = {spec.key for spec in role_placeholders(load_config(acquisition.config_path))}
@@ -252,10 +319,8 @@ def run(args: argparse.Namespace) -> Result:
               or time.perf_counter() - opening > args.timeout)
     pace = Pace(args.pace, 4)
     if args.simulator == "process":
-        context = multiprocessing.get_context("spawn")
-        stop = context.Event()
-        simulator = context.Process(target=acquire, args=(acquisition, args.slices, pace, stop),
-                                    name="bench-simulator", daemon=True)
+        stop = spawn_context().Event()
+        simulator = None
     else:
         stop = threading.Event()
         simulator = threading.Thread(target=acquire, args=(acquisition, args.slices, pace, stop),
@@ -284,11 +349,16 @@ def run(args: argparse.Namespace) -> Result:
             s.counts["slice"][Lifecycle.COMPLETED] == 1 for s in summaries.values())
         return (complete and not widget.link.busy) or now - started > args.timeout
 
-    simulator.start()
+    if simulator is None:
+        simulator = start_instrument(acquisition, args.slices, pace, stop)  # as the demo runs it
+    else:
+        simulator.start()
     widget.start(acquisition.raw_folder, remember=False)
     run_until(finished)
     result.seconds = time.perf_counter() - started
     meter.stop()
+    if sampler is not None:
+        sampler.stop()
     stop.set()
     result.layers = len(viewer.layers)
     result.completed_units = sum(s.done("tile") for s in widget.link.summaries.values())
@@ -329,8 +399,9 @@ def run(args: argparse.Namespace) -> Result:
             start, end = meter.spans[i]
             inside = [f"{name} {1000 * (b - a):.0f} ms" for a, b, name in activity
                       if a < end and start < b and b - a > 0.02]
+            stacks = sampler.during(start, end) if sampler is not None else ""
             items.append({"at_s": round(at, 2), "stall_ms": round(ms, 1), "during": what,
-                          "in": "; ".join(inside) or "none of the timed slots"})
+                          "in": ("; ".join(inside) or "none of the timed slots") + stacks})
         return items
 
     result.worst = described(list(range(len(meter.gaps))))
@@ -350,7 +421,8 @@ def _percentile(values: list[float], q: float) -> float:
 def report(result: Result) -> None:
     print(result.machine)
     print(f"run: {result.size} preset, {result.slices} slice(s), pace {result.pace} s per raw file, "
-          f"engine work in {result.executor}, simulator in a {result.simulator}, "
+          f"engine work in {result.executor}, simulator in a {result.simulator}"
+          f"{' (nice 19)' if result.simulator == 'process' else ''}, "
           f"{result.seconds:.1f} s, {result.completed_units} tiles completed, {result.layers} layers")
     print(f"event-loop samples: {result.samples} (QTimer every {TIMER_MS} ms)")
     print(f"opening the project (config loaded, layers made, before Start; {result.opening_s:.1f} s): "
@@ -389,8 +461,12 @@ def main() -> None:
     parser.add_argument("--worst", type=int, default=8, help="how many of the largest stalls to list")
     parser.add_argument("--executor", choices=["processes", "threads"], default="processes",
                         help="where the engine's work runs (the widget uses processes)")
-    parser.add_argument("--simulator", choices=["thread", "process"], default="thread",
-                        help="where the simulated instrument runs (a thread shares the GUI's interpreter lock)")
+    parser.add_argument("--simulator", choices=["process", "thread"], default="process",
+                        help="where the simulated instrument runs: its own process at the lowest priority, as "
+                             "the demo runs it, or a thread of the GUI process at normal priority (sharing the "
+                             "interpreter lock), as the demo ran it before session 6")
+    parser.add_argument("--stacks", action="store_true",
+                        help="sample the threads' Python stacks during stalls (adds some lock traffic)")
     parser.add_argument("--output", type=Path,
                         help="folder for the simulated project, kept (default: a temporary one, removed; ~3 GB)")
     parser.add_argument("--json", type=Path, help="also write the figures here")

@@ -2,18 +2,25 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 from opticstream_napari import naming
+from opticstream_napari.cli.demo_cmd import start_instrument
 from opticstream_napari.cli.main import main
+from opticstream_napari.cli.simulate_cmd import prepare_run
+from opticstream_napari.engine.executors import spawn_context
+from opticstream_napari.engine.priority import LOWEST
+from opticstream_napari.simulate.live import Pace
 
 
-def test_headless_demo_simulates_the_acquisition(tmp_path: Path, capsys) -> None:
+def test_headless_demo_simulates_the_acquisition(tmp_path: Path, capfd) -> None:
+    """The instrument prints from its own process, hence the file descriptors are captured."""
     code = main(["demo", "--headless", "--size", "tiny", "--slices", "1", "--pace", "0", "--output", str(tmp_path)])
     assert code == 0
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out
     assert "scan config" in out and "acquired raw/mosaic_001_image_0001" in out
     assert "every slice is processed" in out
     tiles = [p for p in (tmp_path / "raw").iterdir() if p.suffix in (".nii", ".raw")]
@@ -28,6 +35,23 @@ def test_a_demo_without_output_folder_removes_its_temporary_one(tmp_path: Path, 
     assert f"demo folder: {tmp_path}/opticstream-demo-" in out and "removed at exit" in out
     assert "every slice is processed" in out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_instrument_runs_in_its_own_process_at_the_lowest_priority_and_stops_when_asked(tmp_path: Path) -> None:
+    run = prepare_run(tmp_path, "psoct", "tiny")
+    stop = spawn_context().Event()
+    instrument = start_instrument(run, 1, Pace(2.0, pieces=4), stop)
+    try:
+        deadline = time.monotonic() + 60
+        while not any((tmp_path / "raw").glob("*.nii")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert instrument.pid != os.getpid() and instrument.is_alive()
+        nice = int(Path(f"/proc/{instrument.pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+        assert nice == LOWEST
+    finally:
+        stop.set()
+        instrument.join(5)
+    assert instrument.exitcode == 0, "stop ends the acquisition between or inside files, within seconds"
 
 
 def test_gui_demo_without_display_says_what_to_do(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import threading
 
-from opticstream_napari.viewer_link.engine_run import EngineOptions, lower_priority
+from opticstream_napari.engine.priority import lower_priority
+from opticstream_napari.viewer_link.engine_run import EngineOptions
 
 
 def _priority() -> int:

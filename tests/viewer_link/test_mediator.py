@@ -269,3 +269,22 @@ def test_every_role_is_made_before_its_data_and_data_swaps_in(link: ViewerLink, 
     assert tuple(empty.contrast_limits) == DISPLAY["aip"].limits
     link.close()
     assert gc.get_freeze_count() == 0, "closing hands the frozen objects back to the collector"
+
+
+def test_the_progress_bar_waits_for_a_tick_that_changed_no_layer(
+    link: ViewerLink, config: PSOCTScanConfig, qtbot, monkeypatch
+) -> None:
+    """napari's bar repaints the window from inside its update: in the same tick as new layer data
+    the two costs would add up to one long stall, so the bar waits for the next quiet tick."""
+    mosaic, store, _ = _live_aip(link, config, qtbot)
+    link._timer.stop()
+    updates: list[float] = []
+    monkeypatch.setattr(link, "_update_progress", lambda: updates.append(1.0))
+    link.receive(region(mosaic, "aip", store, 0, 16))
+    link._tick()  # reads the region off the GUI thread
+    qtbot.waitUntil(lambda: bool(link._dirty), timeout=5000)
+    link._progress_stale, link._progress_due = True, 0.0
+    link._tick()
+    assert updates == [], "the tick that refreshed the mosaic left the bar alone"
+    link._tick()
+    assert updates == [1.0] and not link._progress_stale

@@ -10,14 +10,18 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import tempfile
 import threading
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opticstream_napari.cli.main import EXIT_USAGE, CommandError
 from opticstream_napari.cli.simulate_cmd import SimulatedRun, iter_acquisition, prepare_run
-from opticstream_napari.simulate.live import Pace
+from opticstream_napari.engine.executors import spawn_context
+from opticstream_napari.engine.priority import LOWEST, lower_priority
+from opticstream_napari.simulate.live import Pace, StopSignal
 
 if TYPE_CHECKING:
     from opticstream_napari.engine.runner import RunReport
@@ -52,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
         run = prepare_run(root, args.modality, args.size)
         kept = "kept" if args.output else "removed at exit; --output keeps one"
         print(f"demo folder: {root} ({kept})\nscan config: {run.config_path}")
-        stop = threading.Event()
+        stop = spawn_context().Event()
         pace = Pace(args.pace, pieces=4 if args.pace > 0 else 1)
         if args.headless:
             return _run_headless(run, args.slices, pace, stop, args.quit_after)
@@ -62,18 +66,28 @@ def _run(args: argparse.Namespace) -> int:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _simulate(run: SimulatedRun, slices: int, pace: Pace, stop: threading.Event) -> threading.Thread:
-    def write() -> None:
-        for path in iter_acquisition(run, slices=slices, seed=0, pace=pace, stop=stop):
-            print(f"acquired {path.relative_to(run.root)}", flush=True)
+def start_instrument(run: SimulatedRun, slices: int, pace: Pace, stop: StopSignal) -> BaseProcess:
+    """The simulated instrument, in its own process at the lowest CPU priority.
 
-    thread = threading.Thread(target=write, name="opticstream-simulator", daemon=True)
-    thread.start()
-    return thread
+    A real instrument writes from its own computer; the simulator's forward model takes about a
+    core, which in the viewer's process or at normal priority would compete with napari's
+    drawing (and, in a thread, with its interpreter lock). ``stop`` is a ``spawn_context()`` event.
+    """
+    process = spawn_context().Process(target=_acquire, args=(run, slices, pace, stop),
+                                      name="opticstream-simulator", daemon=True)
+    process.start()
+    return process
+
+
+def _acquire(run: SimulatedRun, slices: int, pace: Pace, stop: StopSignal) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the demo stops it via ``stop``
+    lower_priority(LOWEST)
+    for path in iter_acquisition(run, slices=slices, seed=0, pace=pace, stop=stop):
+        print(f"acquired {path.relative_to(run.root)}", flush=True)
 
 
 def _run_headless(
-    run: SimulatedRun, slices: int, pace: Pace, stop: threading.Event, quit_after: float | None
+    run: SimulatedRun, slices: int, pace: Pace, stop: StopSignal, quit_after: float | None
 ) -> int:
     """Simulate and process at once; exit when every node of the simulated slices is complete."""
     from opticstream_napari.cli.engine_cmd import EXIT_UNITS_FAILED, log_to_file
@@ -87,7 +101,7 @@ def _run_headless(
 
 
 def _process_live(
-    run: SimulatedRun, slices: int, pace: Pace, stop: threading.Event, quit_after: float | None
+    run: SimulatedRun, slices: int, pace: Pace, stop: StopSignal, quit_after: float | None
 ) -> RunReport:
     from opticstream_napari.cli.progress import ProgressLine
     from opticstream_napari.engine.executors import LocalExecutor
@@ -96,7 +110,7 @@ def _process_live(
 
     state = StateService.for_config(run.config)
     executor = LocalExecutor()
-    thread = _simulate(run, slices, pace, stop)
+    instrument = start_instrument(run, slices, pace, stop)
     try:
         engine = Engine(run.config, run.raw_folder, state, executor, stability_seconds=0.5, poll_interval=0.2,
                         incomplete_grace=30.0)
@@ -110,14 +124,14 @@ def _process_live(
         progress.finish()
     finally:
         stop.set()
-        thread.join()
+        instrument.join()
         executor.close()
         state.close()
     return report
 
 
 def _run_gui(
-    run: SimulatedRun, slices: int, pace: Pace, stop: threading.Event, quit_after: float | None
+    run: SimulatedRun, slices: int, pace: Pace, stop: StopSignal, quit_after: float | None
 ) -> int:
     """napari with the dock widget processing the acquisition as it is written (short watcher delays)."""
     import napari
@@ -131,7 +145,7 @@ def _run_gui(
     viewer.window.add_dock_widget(widget, name="OpticStream", area="right")
     widget.link.options = EngineOptions(stability_seconds=0.5, poll_interval=0.2, incomplete_grace=30.0)
     widget.config_panel.load(run.config_path)  # the widget starts making the project's layers
-    thread = _simulate(run, slices, pace, stop)
+    instrument = start_instrument(run, slices, pace, stop)
 
     def start_once_the_layers_exist() -> None:
         """As an operator would: Start once the layers are there, so making them (0.1-0.7 s each)
@@ -147,5 +161,5 @@ def _run_gui(
         QTimer.singleShot(int(quit_after * 1000), viewer.close)
     napari.run()
     stop.set()
-    thread.join()
+    instrument.join()
     return 0

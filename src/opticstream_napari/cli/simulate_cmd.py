@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from opticstream_napari.config import (
     TileSavingType,
     save_config,
 )
-from opticstream_napari.simulate.live import Pace
+from opticstream_napari.simulate.live import Pace, StopSignal
 
 SCAN_CONFIG_FILE = "scan.yaml"
 RAW_FOLDER = "raw"
@@ -63,7 +62,7 @@ def prepare_run(
 
 
 def iter_acquisition(
-    run: SimulatedRun, *, slices: int, seed: int, pace: Pace, stop: threading.Event | None = None
+    run: SimulatedRun, *, slices: int, seed: int, pace: Pace, stop: StopSignal | None = None
 ) -> Iterator[Path]:
     """Each raw file (PS-OCT) or strip folder (LSM) once it is complete on disk."""
     if isinstance(run.config, PSOCTScanConfig):

@@ -100,7 +100,7 @@ class ProcessExecutor(_PoolExecutor):
     """
 
     def __init__(self, workers: int | None = None) -> None:
-        super().__init__(workers, lambda n: ProcessPoolExecutor(max_workers=n, mp_context=_SpawnWithoutMain()))
+        super().__init__(workers, lambda n: ProcessPoolExecutor(max_workers=n, mp_context=spawn_context()))
 
     def cancel_running(self) -> bool:
         """Terminate the workers: their outputs are written atomically, so nothing half-written remains
@@ -136,6 +136,11 @@ class _WorkerProcess(SpawnProcess):
 
 class _SpawnWithoutMain(SpawnContext):
     Process = _WorkerProcess
+
+
+def spawn_context() -> SpawnContext:
+    """Where this package starts its processes: spawned, without the parent's main script."""
+    return _SpawnWithoutMain()
 
 
 class DaskExecutor:

@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import itertools
 import os
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
+
+
+class StopSignal(Protocol):
+    """What ends a simulated acquisition early: a ``threading`` or a ``multiprocessing`` event."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +50,7 @@ def write_progressively(
     path: Path,
     data: bytes | memoryview | np.ndarray,
     pace: Pace = INSTANT,
-    stop: threading.Event | None = None,
+    stop: StopSignal | None = None,
 ) -> bool:
     """Append ``data`` to ``path`` in ``pace.pieces`` parts; False if ``stop`` cut it short."""
     view = memoryview(np.ascontiguousarray(data).view(np.uint8).reshape(-1)
@@ -63,7 +71,7 @@ def write_progressively(
     return True
 
 
-def _wait(seconds: float, stop: threading.Event | None) -> bool:
+def _wait(seconds: float, stop: StopSignal | None) -> bool:
     """Sleep; True when asked to stop."""
     if stop is None:
         time.sleep(seconds)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from collections.abc import Generator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -46,7 +45,7 @@ from opticstream_napari.naming import (
     format_lsm_strip_folder,
     spool_file_name,
 )
-from opticstream_napari.simulate.live import INSTANT, Pace, write_progressively
+from opticstream_napari.simulate.live import INSTANT, Pace, StopSignal, write_progressively
 
 LSMSize = Literal["tiny", "demo", "large"]
 MANIFEST_NAME = "lsm_manifest.json"
@@ -333,7 +332,7 @@ def simulate_lsm(
     channels: int = 2,
     seed: int = 0,
     pace: Pace = INSTANT,
-    stop: threading.Event | None = None,
+    stop: StopSignal | None = None,
     with_info_file: bool = True,
     size: LSMSize | None = None,
 ) -> LSMGroundTruth:
@@ -357,7 +356,7 @@ def iter_simulate_lsm(
     channels: int = 2,
     seed: int = 0,
     pace: Pace = INSTANT,
-    stop: threading.Event | None = None,
+    stop: StopSignal | None = None,
     with_info_file: bool = True,
     size: LSMSize | None = None,
 ) -> Generator[Path, None, LSMGroundTruth]:
@@ -437,7 +436,7 @@ def _write_strip(
     halves: tuple[_Population, _Population],
     seed: int,
     pace: Pace,
-    stop: threading.Event | None,
+    stop: StopSignal | None,
 ) -> np.ndarray | None:
     """Write one strip's spool set; its data ``(z, y, x)``, or None if stopped before the end."""
     m = camera.metadata

@@ -30,7 +30,6 @@ runs with ``flip_phase=False`` and no spectral window, as the instrument's data 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -56,7 +55,7 @@ from opticstream_napari.io.psoct_raw import (
     write_dispersion,
 )
 from opticstream_napari.layout import Grid, GridOrder, HorizontalStart, VerticalStart, mosaic_role, mosaics_of_slice
-from opticstream_napari.simulate.live import INSTANT, Pace, write_progressively
+from opticstream_napari.simulate.live import INSTANT, Pace, StopSignal, write_progressively
 from opticstream_napari.simulate.psoct_physics import (
     FieldCurvature,
     ForwardModel,
@@ -537,7 +536,7 @@ def _write_assets(config: PSOCTScanConfig, dispersion: np.ndarray) -> None:
     write_dispersion(proc.disp_comp_file or base / naming.DISPERSION_FILE, dispersion)
 
 
-def _emit(path: Path, image: np.ndarray, pace: Pace, stop: threading.Event | None) -> bool:
+def _emit(path: Path, image: np.ndarray, pace: Pace, stop: StopSignal | None) -> bool:
     """Live: grow the file in place at the pace; otherwise appear atomically."""
     if pace.is_live:
         return write_progressively(path, image, pace, stop)
@@ -554,7 +553,7 @@ def iter_simulate_psoct(
     seed: int = 0,
     jitter_px: float = 1.0,
     pace: Pace = INSTANT,
-    stop: threading.Event | None = None,
+    stop: StopSignal | None = None,
     dispersion_edge_radians: float = 0.0,
     noise_counts: float = DEFAULT_NOISE_COUNTS,
 ) -> Iterator[Path]:
@@ -596,7 +595,7 @@ def simulate_psoct(
     seed: int = 0,
     jitter_px: float = 1.0,
     pace: Pace = INSTANT,
-    stop: threading.Event | None = None,
+    stop: StopSignal | None = None,
     dispersion_edge_radians: float = 0.0,
     noise_counts: float = DEFAULT_NOISE_COUNTS,
 ) -> PSOCTGroundTruth:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +13,7 @@ from napari.utils import cancelable_progress
 
 from opticstream_napari.engine.executors import LocalExecutor, ProcessExecutor
 from opticstream_napari.engine.messages import EngineMessage
+from opticstream_napari.engine.priority import LOWEST, lower_priority
 from opticstream_napari.engine.runner import Engine, RunReport
 from opticstream_napari.identity import Identity
 from opticstream_napari.state.service import StateService
@@ -30,7 +29,7 @@ class EngineOptions:
     incomplete_grace: float = 120.0
     workers: int | None = None
     processes: bool = True  # the work cannot hold the GUI's interpreter lock
-    nice: int = 19  # the engine's threads yield the CPU to the GUI thread on a busy machine
+    nice: int = LOWEST  # the engine's threads yield the CPU to the GUI thread on a busy machine
 
 
 @dataclass(slots=True)
@@ -78,21 +77,6 @@ def run_engine(run: EngineRun, options: EngineOptions, listener: Callable[[Engin
         lower_priority(before)
         run.done.set()
     return report
-
-
-def lower_priority(nice: int) -> int:
-    """Set this thread's nice value (Linux keeps one per thread; threads started here inherit it).
-
-    Returns the previous value. Raising the priority back may be refused to an unprivileged
-    user; the pool thread then stays low, which only ever runs background work.
-    """
-    if not hasattr(os, "setpriority"):
-        return 0
-    thread = threading.get_native_id()
-    before = os.getpriority(os.PRIO_PROCESS, thread)
-    with contextlib.suppress(PermissionError):
-        os.setpriority(os.PRIO_PROCESS, thread, nice)
-    return before
 
 
 class EngineWorker(FunctionWorker):

@@ -330,18 +330,21 @@ class ViewerLink(QObject):
         while self._inbox:
             self._handle(self._inbox.popleft())
         self._empty_some()
-        if self._pending:  # one per tick: a new layer costs napari 0.1-0.7 s, new data 20-60 ms
+        applied = bool(self._pending)
+        if applied:  # one per tick: a new layer costs napari 0.1-0.7 s, new data 20-60 ms
             self._apply(heapq.heappop(self._pending)[-1])
             if not self._pending and self._freeze_due:
                 self._freeze_due = False
                 self._freeze()
         self._read_regions()
+        refreshed = bool(self._dirty)
         for key in self._dirty:
             if self._present(key):
                 self._layers[key].refresh(thumbnail=False, extent=False, highlight=False)
         self._dirty.clear()
         now = time.monotonic()
-        if self._progress_stale and now >= self._progress_due:
+        if self._progress_stale and now >= self._progress_due and not (applied or refreshed):
+            # the bar repaints the window from inside its update: not in a tick that already changed layers
             self._progress_stale, self._progress_due = False, now + PROGRESS_INTERVAL
             self._update_progress()
 
