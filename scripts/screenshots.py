@@ -23,7 +23,9 @@ from qtpy.QtWidgets import QApplication
 
 from opticstream_napari import naming
 from opticstream_napari._qt.main_widget import OpticStreamWidget
+from opticstream_napari.cli.demo_cmd import start_instrument
 from opticstream_napari.cli.simulate_cmd import SimulatedRun, iter_acquisition, prepare_run
+from opticstream_napari.engine.executors import spawn_context
 from opticstream_napari.simulate.live import Pace
 from opticstream_napari.viewer_link import EngineOptions
 
@@ -148,6 +150,30 @@ def live_session(run: SimulatedRun, out: Path) -> None:
         viewer.close()
 
 
+def lsm_session(run: SimulatedRun, out: Path) -> None:
+    """A light-sheet slice: camera 1's MIP halves overlaid once its strips are processed."""
+    viewer = napari.Viewer(title="OpticStream")
+    viewer.window.resize(*WINDOW)
+    widget = OpticStreamWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="OpticStream", area="right")
+    widget.link.options = OPTIONS
+    if not widget.config_panel.load(run.config_path):
+        raise RuntimeError(f"the simulated config {run.config_path} did not load")
+    stop = spawn_context().Event()
+    instrument = start_instrument(run, 1, Pace(0.3, pieces=4), stop)
+    try:
+        widget.start(run.raw_folder, remember=False)
+        wait(lambda: cell(widget, 1, 1) == "completed", 300, "the LSM slice to complete")
+        show_only(widget, "MIP ch1 · camera 1 · slice 1", "MIP ch2 · camera 1 · slice 1")
+        capture(viewer, out / "widget-lsm-mips.png")
+        widget.controls.stop_button.click()
+        wait(lambda: not widget.link.running, 30, "the engine to stop")
+    finally:
+        stop.set()
+        instrument.join()
+        viewer.close()
+
+
 def sample_session(out: Path) -> None:
     viewer = napari.Viewer(title="OpticStream")
     viewer.window.resize(*WINDOW)
@@ -161,11 +187,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "images")
     parser.add_argument("--keep", type=Path, default=None, help="simulate into this folder and keep it")
+    parser.add_argument("--only", choices=["psoct", "lsm", "sample"], action="append",
+                        help="take only these sessions' screenshots (default: all)")
     args = parser.parse_args()
+    only = set(args.only or ["psoct", "lsm", "sample"])
     root = args.keep or Path(tempfile.mkdtemp(prefix="opticstream-screenshots-"))
     try:
-        live_session(prepare_run(root, "psoct", "demo"), args.output)
-        sample_session(args.output)
+        if "psoct" in only:
+            live_session(prepare_run(root / "psoct", "psoct", "demo"), args.output)
+        if "lsm" in only:
+            lsm_session(prepare_run(root / "lsm", "lsm", "tiny"), args.output)
+        if "sample" in only:
+            sample_session(args.output)
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)

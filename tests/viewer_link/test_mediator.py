@@ -7,17 +7,20 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+import tifffile
 import yaml
-from link_support import PIXEL, SHAPE, VOXEL, live, pyramid, region, volume
+from link_support import PIXEL, SHAPE, VOXEL, live, pyramid, region, volume, write_strip_mip
 from napari.layers import Layer
 
 from opticstream_napari import naming
 from opticstream_napari.config import PSOCTScanConfig
-from opticstream_napari.engine.messages import MosaicFinalised, VolumesStitched
+from opticstream_napari.engine.messages import ChannelStitched, MosaicFinalised, UnitCompleted, VolumesStitched
+from opticstream_napari.engine.pipelines.lsm_work import stitch_channel_mip
 from opticstream_napari.engine.pipelines.psoct_mosaic import live_path, pixel_size_um, stitched_folder
-from opticstream_napari.identity import PSOCTMosaicId
+from opticstream_napari.identity import LSMChannelId, LSMStripId, PSOCTMosaicId
 from opticstream_napari.io.nifti import write_enface_nifti
 from opticstream_napari.io.ome_zarr import OmeZarrPyramid
+from opticstream_napari.simulate.lsm import lsm_preset
 from opticstream_napari.viewer_link import DISPLAY, ViewerLink, mediator
 from opticstream_napari.viewer_link.layer_specs import role_placeholders
 
@@ -288,3 +291,29 @@ def test_the_progress_bar_waits_for_a_tick_that_changed_no_layer(
     assert updates == [], "the tick that refreshed the mosaic left the bar alone"
     link._tick()
     assert updates == [1.0] and not link._progress_stale
+
+
+def test_an_lsm_camera_mosaic_grows_strip_by_strip_then_shows_the_channel_mosaic(
+    make_napari_viewer_proxy, tmp_path, qtbot
+) -> None:
+    config = lsm_preset(tmp_path / "lsm", "tiny").model_copy(update={"strips_per_slice": 2})
+    link = ViewerLink(make_napari_viewer_proxy())
+    link.set_config(config)
+    try:
+        first = write_strip_mip(config, 1, 1)
+        link.receive(UnitCompleted(LSMStripId(config.project_name, 1, 1, 1), 1.0))
+        qtbot.waitUntil(lambda: (1, "mip-ch1") in link.layers and not link.busy, timeout=10000)
+        layer = link.layers[(1, "mip-ch1")]
+        assert layer.name == "MIP ch1 · camera 1 · slice 1" and layer.visible
+        np.testing.assert_array_equal(layer.data[0][:20], first[:20])
+        np.testing.assert_array_equal(layer.data[0][20:], 0)
+
+        write_strip_mip(config, 1, 2)
+        channel = LSMChannelId(config.project_name, 1, 1)
+        stitch_channel_mip(config.model_dump(mode="json"), channel.to_dict())
+        link.receive(ChannelStitched(channel, {}))
+        final = config.output_root / naming.lsm_channel_mip_name(channel, "ch1")
+        qtbot.waitUntil(lambda: link.source_of((1, "mip-ch1")) == str(final) and not link.busy, timeout=10000)
+        np.testing.assert_array_equal(link.layers[(1, "mip-ch1")].data[0], tifffile.imread(final))
+    finally:
+        link.close()

@@ -160,7 +160,9 @@ def role_placeholders(config: ScanConfigModel) -> list[LayerSpec]:
     while tiles land it only swaps data (tens of ms).
     """
     if not isinstance(config, PSOCTScanConfig):
-        return []
+        from opticstream_napari.viewer_link.lsm_layer_specs import lsm_role_placeholders  # it builds on this module
+
+        return lsm_role_placeholders(config)
     plane = np.full((2, 2), np.nan, np.float32)
     # the data's own scale already: a scale change when the first data swaps in costs napari ~17 ms
     pixel = pixel_size_um(config)
@@ -220,7 +222,9 @@ def slice_layer_specs(
     Runs off the GUI thread: it reads metadata and small files only.
     """
     if not isinstance(config, PSOCTScanConfig):
-        return SliceLayers(slice_id, [], frozenset())
+        from opticstream_napari.viewer_link.lsm_layer_specs import lsm_slice_layer_specs  # it builds on this module
+
+        return lsm_slice_layer_specs(config, slice_id, known)
     specs: list[LayerSpec] = []
     present: set[LayerKey] = set()
     folder = stitched_folder(config, slice_id)

@@ -26,8 +26,15 @@ from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from opticstream_napari.config import PSOCTScanConfig
-from opticstream_napari.engine.messages import EngineMessage, MosaicFinalised, RegionWritten, VolumesStitched
-from opticstream_napari.identity import Identity
+from opticstream_napari.engine.messages import (
+    ChannelStitched,
+    EngineMessage,
+    MosaicFinalised,
+    RegionWritten,
+    UnitCompleted,
+    VolumesStitched,
+)
+from opticstream_napari.identity import Identity, LSMStripId
 from opticstream_napari.state.hierarchy import WORK_UNIT_LEVEL
 from opticstream_napari.state.lifecycle import Lifecycle
 from opticstream_napari.state.summary import SliceSummary
@@ -349,8 +356,8 @@ class ViewerLink(QObject):
             self._update_progress()
 
     def _handle(self, message: EngineMessage) -> None:
-        if isinstance(message, RegionWritten | MosaicFinalised | VolumesStitched):
-            slice_id = message.mosaic.slice
+        slice_id = _layers_slice(message)
+        if slice_id is not None:
             self._newest = max(self._newest, slice_id)
             if slice_id != self.shown_slice:
                 if self.shown_slice is None or (self._follow_newest and slice_id > self.shown_slice):
@@ -373,6 +380,8 @@ class ViewerLink(QObject):
                 self.request_layers(message.mosaic.slice)
         elif isinstance(message, MosaicFinalised | VolumesStitched):
             self.request_layers(message.mosaic.slice)
+        elif slice_id is not None:  # an LSM strip's MIP or a channel's mosaic was written
+            self.request_layers(slice_id)
 
     def request_layers(self, slice_id: int) -> None:
         """Find the slice's mosaics on disk off the GUI thread, then add or update their layers."""
@@ -665,6 +674,17 @@ def _whole(extent: tuple[int, ...]) -> Region:
 def _set_if_changed(layer: Layer, name: str, value: Any) -> None:
     if not np.allclose(getattr(layer, name), value):
         setattr(layer, name, value)
+
+
+def _layers_slice(message: EngineMessage) -> int | None:
+    """The slice whose layers a message brings new data for, if any."""
+    if isinstance(message, RegionWritten | MosaicFinalised | VolumesStitched):
+        return message.mosaic.slice
+    if isinstance(message, ChannelStitched):
+        return message.channel.slice
+    if isinstance(message, UnitCompleted) and isinstance(message.ident, LSMStripId):
+        return message.ident.slice
+    return None
 
 
 def _set_visible(layer: Layer, visible: bool) -> None:
