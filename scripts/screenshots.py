@@ -108,7 +108,8 @@ def config_validation(widget: OpticStreamWidget, viewer: napari.Viewer, out: Pat
     capture(viewer, out / "widget-config-validation.png")
 
 
-def live_session(run: SimulatedRun, out: Path) -> None:
+def open_project(run: SimulatedRun) -> tuple[napari.Viewer, OpticStreamWidget]:
+    """napari with the widget, the simulated project's config loaded."""
     viewer = napari.Viewer(title="OpticStream")
     viewer.window.resize(*WINDOW)
     widget = OpticStreamWidget(viewer)
@@ -116,6 +117,11 @@ def live_session(run: SimulatedRun, out: Path) -> None:
     widget.link.options = OPTIONS
     if not widget.config_panel.load(run.config_path):
         raise RuntimeError(f"the simulated config {run.config_path} did not load")
+    return viewer, widget
+
+
+def live_session(run: SimulatedRun, out: Path) -> None:
+    viewer, widget = open_project(run)
     config_validation(widget, viewer, out)
     widget.config_panel.load(run.config_path)
     stop = threading.Event()
@@ -152,13 +158,7 @@ def live_session(run: SimulatedRun, out: Path) -> None:
 
 def lsm_session(run: SimulatedRun, out: Path) -> None:
     """A light-sheet slice: camera 1's MIP halves overlaid once its strips are processed."""
-    viewer = napari.Viewer(title="OpticStream")
-    viewer.window.resize(*WINDOW)
-    widget = OpticStreamWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="OpticStream", area="right")
-    widget.link.options = OPTIONS
-    if not widget.config_panel.load(run.config_path):
-        raise RuntimeError(f"the simulated config {run.config_path} did not load")
+    viewer, widget = open_project(run)
     stop = spawn_context().Event()
     instrument = start_instrument(run, 1, Pace(0.3, pieces=4), stop)
     try:
