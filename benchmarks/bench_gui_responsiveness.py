@@ -44,6 +44,7 @@ GOAL_MS = 100.0
 
 @dataclass
 class Result:
+    modality: str
     size: str
     slices: int
     pace: float
@@ -74,6 +75,7 @@ class Result:
     worst_after_layers: list[dict[str, Any]] = field(default_factory=list)
     layers: int = 0
     completed_units: int = 0
+    unit: str = "tile"
     cancel_ms: float | None = None
     slots_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     machine: str = ""
@@ -293,6 +295,7 @@ def run(args: argparse.Namespace) -> Result:
     from opticstream_napari.config import load_config
     from opticstream_napari.engine.executors import spawn_context
     from opticstream_napari.simulate.live import Pace
+    from opticstream_napari.state.hierarchy import WORK_UNIT_LEVEL
     from opticstream_napari.viewer_link import EngineOptions, Lifecycle
     from opticstream_napari.viewer_link.layer_specs import role_placeholders
 
@@ -302,7 +305,8 @@ def run(args: argparse.Namespace) -> Result:
     time_slots(timings, creations, activity)
     time_garbage_collection(timings, activity)
     root = args.output
-    acquisition = prepare_run(root, "psoct", args.size)
+    acquisition = prepare_run(root, args.modality, args.size)
+    unit = WORK_UNIT_LEVEL[args.modality]
     viewer = napari.Viewer(title="OpticStream GUI benchmark")
     viewer.window.resize(1500, 950)
     widget = OpticStreamWidget(viewer)
@@ -325,7 +329,8 @@ def run(args: argparse.Namespace) -> Result:
         stop = threading.Event()
         simulator = threading.Thread(target=acquire, args=(acquisition, args.slices, pace, stop),
                                      name="bench-simulator", daemon=True)
-    result = Result(args.size, args.slices, args.pace, args.executor, args.simulator, machine=machine_line())
+    result = Result(args.modality, args.size, args.slices, args.pace, args.executor, args.simulator,
+                    machine=machine_line())
     started = time.perf_counter()
     result.opening_s = started - opening
     asked: list[float] = []
@@ -333,8 +338,8 @@ def run(args: argparse.Namespace) -> Result:
     def finished() -> bool:
         """Every 100 ms: note what the run is doing; done when complete (or cancelled)."""
         summaries = widget.link.summaries
-        tiles = sum(s.done("tile") for s in summaries.values())
-        phase[0] = f"{len(viewer.layers)} layers, {tiles} tiles done"
+        units = sum(s.done(unit) for s in summaries.values())
+        phase[0] = f"{len(viewer.layers)} layers, {units} {unit}s done"
         now = time.perf_counter()
         if asked:
             if not widget.link.running:
@@ -361,7 +366,8 @@ def run(args: argparse.Namespace) -> Result:
         sampler.stop()
     stop.set()
     result.layers = len(viewer.layers)
-    result.completed_units = sum(s.done("tile") for s in widget.link.summaries.values())
+    result.completed_units = sum(s.done(unit) for s in widget.link.summaries.values())
+    result.unit = unit
     viewer.close()
     simulator.join()
     stalls = [gap for _, gap, _ in meter.gaps]
@@ -420,10 +426,11 @@ def _percentile(values: list[float], q: float) -> float:
 
 def report(result: Result) -> None:
     print(result.machine)
-    print(f"run: {result.size} preset, {result.slices} slice(s), pace {result.pace} s per raw file, "
+    print(f"run: {result.modality} {result.size} preset, {result.slices} slice(s), pace {result.pace} s per raw file, "
           f"engine work in {result.executor}, simulator in a {result.simulator}"
           f"{' (nice 19)' if result.simulator == 'process' else ''}, "
-          f"{result.seconds:.1f} s, {result.completed_units} tiles completed, {result.layers} layers")
+          f"{result.seconds:.1f} s, {result.completed_units} {result.unit}s completed, "
+          f"{result.layers} layers")
     print(f"event-loop samples: {result.samples} (QTimer every {TIMER_MS} ms)")
     print(f"opening the project (config loaded, layers made, before Start; {result.opening_s:.1f} s): "
           f"longest {result.opening_longest_ms:.1f} ms; {result.opening_over_goal} above {GOAL_MS:.0f} ms")
@@ -453,6 +460,7 @@ def report(result: Result) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--modality", choices=["psoct", "lsm"], default="psoct")
     parser.add_argument("--size", choices=["tiny", "demo"], default="demo")
     parser.add_argument("--slices", type=int, default=2)
     parser.add_argument("--pace", type=float, default=0.5, help="seconds per raw file")
