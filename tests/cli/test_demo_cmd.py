@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from opticstream_napari import naming
+from opticstream_napari.cli import demo_cmd
 from opticstream_napari.cli.demo_cmd import start_instrument
 from opticstream_napari.cli.main import main
 from opticstream_napari.cli.simulate_cmd import prepare_run
@@ -75,3 +76,35 @@ def test_gui_demo_opens_napari_with_the_widget(tmp_path: Path) -> None:
     assert "acquired raw/" in result.stdout
     assert "24 layers made; processing raw/" in result.stdout, "Start waits for the project's layers"
     assert (tmp_path / "scan.yaml").is_file()
+
+
+
+def test_ctrl_c_in_the_gui_demo_stops_the_instrument_before_the_demo_returns(
+    tmp_path: Path, monkeypatch, qapp
+) -> None:
+    """The demo's folder is removed right after: an instrument still writing would leave files behind."""
+    import napari
+
+    started = []
+
+    def instrument(*args):
+        started.append(start_instrument(*args))
+        return started[-1]
+
+    def interrupted() -> None:
+        deadline = time.monotonic() + 60
+        while not any((tmp_path / "raw").glob("*.nii")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo_cmd, "start_instrument", instrument)
+    monkeypatch.setattr(napari, "run", interrupted)
+    stop = spawn_context().Event()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            demo_cmd._run_gui(prepare_run(tmp_path, "psoct", "tiny"), 1, Pace(2.0, pieces=4), stop, None)
+    finally:
+        viewer = napari.current_viewer()
+        if viewer is not None:
+            viewer.close()
+    assert stop.is_set() and not started[0].is_alive()

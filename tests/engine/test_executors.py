@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -32,6 +33,16 @@ def test_process_executor_runs_work_outside_this_process() -> None:
     executor = ProcessExecutor(1)
     try:
         assert executor.submit(os.getpid).result() != os.getpid()
+    finally:
+        executor.close()
+
+
+def test_process_workers_leave_ctrl_c_to_the_parent() -> None:
+    """Ctrl-C reaches every process of the terminal's group: a worker that took it would die mid-unit,
+    though ``opticstream watch`` promises to finish the work in flight on the first one."""
+    executor = ProcessExecutor(1)
+    try:
+        assert executor.submit(signal.getsignal, signal.SIGINT).result() == signal.SIG_IGN
     finally:
         executor.close()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import tempfile
 import threading
 from multiprocessing.process import BaseProcess
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from opticstream_napari.cli.main import EXIT_USAGE, CommandError
 from opticstream_napari.cli.simulate_cmd import SimulatedRun, iter_acquisition, prepare_run
-from opticstream_napari.engine.executors import spawn_context
+from opticstream_napari.engine.executors import ignore_interrupts, spawn_context
 from opticstream_napari.engine.priority import LOWEST, lower_priority
 from opticstream_napari.simulate.live import Pace, StopSignal
 
@@ -80,7 +79,7 @@ def start_instrument(run: SimulatedRun, slices: int, pace: Pace, stop: StopSigna
 
 
 def _acquire(run: SimulatedRun, slices: int, pace: Pace, stop: StopSignal) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the demo stops it via ``stop``
+    ignore_interrupts()  # the demo stops it through ``stop``
     lower_priority(LOWEST)
     for path in iter_acquisition(run, slices=slices, seed=0, pace=pace, stop=stop):
         print(f"acquired {path.relative_to(run.root)}", flush=True)
@@ -150,16 +149,20 @@ def _run_gui(
     def start_once_the_layers_exist() -> None:
         """As an operator would: Start once the layers are there, so making them (0.1-0.7 s each)
         does not stall the viewer while tiles are processed; the acquisition runs meanwhile."""
-        if widget.link.making_layers:
-            QTimer.singleShot(100, start_once_the_layers_exist)
-        else:
+        if not widget.link.making_layers:
+            waiting.stop()
             print(f"{len(widget.link.layers)} layers made; processing {run.raw_folder.name}/", flush=True)
             widget.start(run.raw_folder, remember=False)
 
-    start_once_the_layers_exist()
+    waiting = QTimer(widget)  # the widget's: it never fires once the window is closed
+    waiting.setInterval(100)
+    waiting.timeout.connect(start_once_the_layers_exist)
+    waiting.start()
     if quit_after is not None:
         QTimer.singleShot(int(quit_after * 1000), viewer.close)
-    napari.run()
-    stop.set()
-    instrument.join()
+    try:
+        napari.run()
+    finally:  # on Ctrl-C too: the instrument must stop writing before the demo folder is removed
+        stop.set()
+        instrument.join()
     return 0

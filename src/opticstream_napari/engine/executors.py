@@ -9,6 +9,7 @@ atomically and return small results, so the same call works in a thread or on an
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 import types
@@ -100,7 +101,8 @@ class ProcessExecutor(_PoolExecutor):
     """
 
     def __init__(self, workers: int | None = None) -> None:
-        super().__init__(workers, lambda n: ProcessPoolExecutor(max_workers=n, mp_context=spawn_context()))
+        super().__init__(workers, lambda n: ProcessPoolExecutor(max_workers=n, mp_context=spawn_context(),
+                                                                initializer=ignore_interrupts))
 
     def cancel_running(self) -> bool:
         """Terminate the workers: their outputs are written atomically, so nothing half-written remains
@@ -136,6 +138,12 @@ class _WorkerProcess(SpawnProcess):
 
 class _SpawnWithoutMain(SpawnContext):
     Process = _WorkerProcess
+
+
+def ignore_interrupts() -> None:
+    """In a child process: Ctrl-C reaches the terminal's whole process group, but only the parent
+    decides what stops (``opticstream watch`` lets the work in flight finish; Stop ends it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def spawn_context() -> SpawnContext:
