@@ -83,3 +83,20 @@ def test_strips_of_different_sizes_leave_that_camera_out_with_a_warning_naming_t
     assert {spec.key[0] for spec in found.specs} == {2}, "the other camera is still shown"
     assert any("chunk-0002" in r.message and "(21, 30)" in r.message and "(20, 30)" in r.message
                for r in caplog.records)
+
+
+def test_each_strip_is_read_once_however_often_the_mosaic_is_rebuilt(lsm_config: LSMScanConfig, monkeypatch) -> None:
+    """A slice of a hundred strips is rebuilt a hundred times; only the new strip's samples are read."""
+    monkeypatch.setattr(lsm_layer_specs, "_BLOCKS", lsm_layer_specs._StripBlocks(2**30))
+    reads: list[str] = []
+    original = lsm_layer_specs._read
+    monkeypatch.setattr(lsm_layer_specs, "_read", lambda path: reads.append(path.name) or original(path))
+    write_strip_mip(lsm_config, 1, 1)
+    write_strip_mip(lsm_config, 1, 3)
+    first = slice_layer_specs(lsm_config, 1, {})
+    reads.clear()
+    middle = write_strip_mip(lsm_config, 1, 2)
+    grown = slice_layer_specs(lsm_config, 1, {spec.key: spec.source for spec in first.specs})
+    per_strip = {strip: sum(f"chunk-000{strip}" in name for name in reads) for strip in (1, 2, 3)}
+    assert per_strip == {1: 2, 2: 4, 3: 2}, "old strips: their headers only (one per half); the new one: read too"
+    np.testing.assert_array_equal({s.key: s for s in grown.specs}[(1, "mip-ch2")].data[0][20:40], middle[20:])

@@ -10,6 +10,8 @@ and the strips' OME-Zarr volumes on disk keep the full resolution for QC.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -69,7 +71,8 @@ def lsm_slice_layer_specs(config: LSMScanConfig, slice_id: int, known: dict[tupl
             try:
                 if final.is_file():
                     mosaic = _read(final)
-                    levels, step = _levels(mosaic.shape, [(0, mosaic)])
+                    step = _stride(mosaic.shape)
+                    levels = _levels(mosaic.shape, [(0, np.ascontiguousarray(mosaic[::step, ::step]))], step)
                 else:
                     levels, step = _strip_levels(strips, config.strips_per_slice, index)
             except ValueError as error:  # the channel's own step fails on it too, and says so in the state table
@@ -103,28 +106,66 @@ def _read(path: Path) -> np.ndarray:
 
 
 def _strip_levels(strips: dict[int, Path], count: int, index: int) -> tuple[list[np.ndarray], int]:
-    """The growing mosaic of one half: strip ``s`` at rows ``(s - 1) · h``, every strip ``h`` rows high."""
-    halves = {s: np.array_split(_read(path), 2, axis=0)[index] for s, path in strips.items()}
+    """The growing mosaic of one half: strip ``s`` at rows ``(s - 1) · h``, every strip ``h`` rows high.
+
+    Each strip's strided rows are read once (:data:`_BLOCKS`): a slice of a hundred strips is
+    rebuilt a hundred times as they land, and would otherwise be read from disk each time.
+    """
+    halves = {s: np.array_split(_read(path), 2, axis=0)[index].shape for s, path in strips.items()}
     first = halves[min(halves)]
-    height = first.shape[0]
-    for s, part in halves.items():
-        if part.shape != first.shape:
-            raise ValueError(f"{strips[s]}: its MIP half is {part.shape}, strip {min(halves)}'s is {first.shape}")
-    return _levels((count * height, first.shape[1]), [((s - 1) * height, part) for s, part in halves.items()])
+    for s, shape in halves.items():
+        if shape != first:
+            raise ValueError(f"{strips[s]}: its MIP half is {shape}, strip {min(halves)}'s is {first}")
+    height = first[0]
+    step = _stride((count * height, first[1]))
+    blocks = []
+    for s, path in strips.items():
+        skip = -((s - 1) * height) % step
+        if skip < height:
+            blocks.append((((s - 1) * height + skip) // step, _BLOCKS.get(path, index, skip, step)))
+    return _levels((count * height, first[1]), blocks, step), step
 
 
-def _levels(shape: Sequence[int], parts: list[tuple[int, np.ndarray]]) -> tuple[list[np.ndarray], int]:
-    """In-memory levels of a ``shape`` mosaic made of row blocks, read at the first stride within budget."""
+def _stride(shape: Sequence[int]) -> int:
+    """The smallest power-of-two stride whose level fits :data:`LEVEL_BUDGET` (uint16)."""
     step = 1
     while np.prod([-(-n // step) for n in shape]) * 2 > LEVEL_BUDGET:
         step *= 2
+    return step
+
+
+def _levels(shape: Sequence[int], blocks: list[tuple[int, np.ndarray]], step: int) -> list[np.ndarray]:
+    """In-memory levels of a ``shape`` mosaic from row blocks already read at ``step`` (at their first row)."""
     finest = np.zeros([-(-n // step) for n in shape], np.uint16)
-    for row, part in parts:
-        skip = -row % step
-        if skip >= part.shape[0]:
-            continue
-        finest[(row + skip) // step:][: -(-(part.shape[0] - skip) // step)] = part[skip::step, ::step]
+    for row, block in blocks:
+        finest[row : row + block.shape[0]] = block
     levels = [finest]
     while max(levels[-1].shape) > COARSEST_EDGE:
         levels.append(np.ascontiguousarray(levels[-1][::2, ::2]))
-    return levels, step
+    return levels
+
+
+class _StripBlocks:
+    """Strided strip MIP halves already read, keyed by file state; the oldest go beyond ``limit`` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._blocks: OrderedDict[tuple[str, int, int, int, int, int], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: Path, index: int, skip: int, step: int) -> np.ndarray:
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size, index, skip, step)
+        with self._lock:
+            if key in self._blocks:
+                self._blocks.move_to_end(key)
+                return self._blocks[key]
+        block = np.ascontiguousarray(np.array_split(_read(path), 2, axis=0)[index][skip::step, ::step])
+        with self._lock:
+            self._blocks[key] = block
+            while sum(b.nbytes for b in self._blocks.values()) > self._limit and len(self._blocks) > 1:
+                self._blocks.popitem(last=False)
+        return block
+
+
+_BLOCKS = _StripBlocks(4 * LEVEL_BUDGET)  # the four halves of the slice being shown
