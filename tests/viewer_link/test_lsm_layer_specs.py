@@ -12,7 +12,7 @@ from link_support import write_strip_mip
 from opticstream_napari import naming
 from opticstream_napari.config import LSMScanConfig
 from opticstream_napari.engine.pipelines.lsm_work import stitch_channel_mip
-from opticstream_napari.identity import LSMChannelId
+from opticstream_napari.identity import LSMChannelId, LSMStripId
 from opticstream_napari.simulate.lsm import lsm_preset
 from opticstream_napari.viewer_link import lsm_layer_specs
 from opticstream_napari.viewer_link.layer_specs import role_placeholders, slice_layer_specs
@@ -100,3 +100,16 @@ def test_each_strip_is_read_once_however_often_the_mosaic_is_rebuilt(lsm_config:
     per_strip = {strip: sum(f"chunk-000{strip}" in name for name in reads) for strip in (1, 2, 3)}
     assert per_strip == {1: 2, 2: 4, 3: 2}, "old strips: their headers only (one per half); the new one: read too"
     np.testing.assert_array_equal({s.key: s for s in grown.specs}[(1, "mip-ch2")].data[0][20:40], middle[20:])
+
+
+def test_the_strip_cache_keeps_its_byte_limit_by_dropping_the_oldest(lsm_config: LSMScanConfig) -> None:
+    for strip in (1, 2, 3):
+        write_strip_mip(lsm_config, 1, strip)
+    paths = [lsm_config.output_root / naming.lsm_strip_mip_name(LSMStripId(lsm_config.project_name, 1, 1, s))
+             for s in (1, 2, 3)]
+    half = 20 * 30 * 2  # one strip's half at stride 1, in bytes
+    blocks = lsm_layer_specs._StripBlocks(2 * half)
+    for path in paths:
+        blocks.get(path, 0, 0, 1)
+    kept = [key[0] for key in blocks._blocks]
+    assert kept == [str(paths[1]), str(paths[2])] and blocks._bytes == 2 * half

@@ -79,7 +79,7 @@ def lsm_slice_layer_specs(config: LSMScanConfig, slice_id: int, known: dict[tupl
                 log.warning("%s %s of slice %d is not shown: %s", channel, half, slice_id, error)
                 continue
             name = f"{_title(channel_number, half)} · slice {slice_id}"
-            kwargs = _kwargs(name, (VOXEL_UM[1] * step, VOXEL_UM[2] * step), config, levels[0], channel_number, half)
+            kwargs = _kwargs(name, (VOXEL_UM[1] * step, VOXEL_UM[2] * step), config, levels[-1], channel_number, half)
             specs.append(LayerSpec(key, slice_id, source, "image", levels, kwargs))
     return SliceLayers(slice_id, specs, frozenset(present))
 
@@ -88,10 +88,14 @@ def _title(channel: int, half: str) -> str:
     return layer_title(f"camera {channel}", f"MIP {half}")
 
 
-def _kwargs(name: str, scale: tuple[float, float], config: LSMScanConfig, data: np.ndarray | None,
+def _kwargs(name: str, scale: tuple[float, float], config: LSMScanConfig, coarsest: np.ndarray | None,
             channel: int, half: str) -> dict:
-    """Camera 1 shown, its halves overlaid in green and magenta; camera 2 a tick away in the layer list."""
-    window = config.output_mip_preview_window or (default_window(data[data > 0]) if data is not None else (0, 1))
+    """Camera 1 shown, its halves overlaid in green and magenta; camera 2 a tick away in the layer list.
+
+    Without a configured window, the percentiles of the coarsest level's landed (non-zero) samples.
+    """
+    landed = None if coarsest is None else coarsest[coarsest > 0]
+    window = config.output_mip_preview_window or (default_window(landed) if landed is not None else (0, 1))
     return {"name": name, "multiscale": True, "cache": False, "scale": scale, "units": UNITS,
             "axis_labels": ("y", "x"), "contrast_limits": window, "colormap": COLORMAPS[half],
             "blending": "additive", "visible": channel == CHANNELS[0]}
@@ -151,6 +155,7 @@ class _StripBlocks:
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._blocks: OrderedDict[tuple[str, int, int, int, int, int], np.ndarray] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, path: Path, index: int, skip: int, step: int) -> np.ndarray:
@@ -162,9 +167,11 @@ class _StripBlocks:
                 return self._blocks[key]
         block = np.ascontiguousarray(np.array_split(_read(path), 2, axis=0)[index][skip::step, ::step])
         with self._lock:
-            self._blocks[key] = block
-            while sum(b.nbytes for b in self._blocks.values()) > self._limit and len(self._blocks) > 1:
-                self._blocks.popitem(last=False)
+            if key not in self._blocks:
+                self._blocks[key] = block
+                self._bytes += block.nbytes
+            while self._bytes > self._limit and len(self._blocks) > 1:
+                self._bytes -= self._blocks.popitem(last=False)[1].nbytes
         return block
 
 
