@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import napari
@@ -26,7 +27,7 @@ from opticstream_napari._qt.main_widget import OpticStreamWidget
 from opticstream_napari.cli.demo_cmd import start_instrument
 from opticstream_napari.cli.simulate_cmd import SimulatedRun, iter_acquisition, prepare_run
 from opticstream_napari.engine.executors import spawn_context
-from opticstream_napari.simulate.live import Pace
+from opticstream_napari.simulate.live import Pace, StopSignal
 from opticstream_napari.viewer_link import EngineOptions
 
 WINDOW = (1600, 1000)
@@ -120,6 +121,18 @@ def open_project(run: SimulatedRun) -> tuple[napari.Viewer, OpticStreamWidget]:
     return viewer, widget
 
 
+def stop_engine(widget: OpticStreamWidget) -> None:
+    widget.controls.stop_button.click()
+    wait(lambda: not widget.link.running, 30, "the engine to stop")
+
+
+def close(viewer: napari.Viewer, stop: StopSignal, writer: threading.Thread | BaseProcess) -> None:
+    """Stop the simulated instrument before the window goes."""
+    stop.set()
+    writer.join()
+    viewer.close()
+
+
 def live_session(run: SimulatedRun, out: Path) -> None:
     viewer, widget = open_project(run)
     config_validation(widget, viewer, out)
@@ -148,12 +161,9 @@ def live_session(run: SimulatedRun, out: Path) -> None:
         wait(lambda: panel.failures.rowCount() >= 1, 30, "the failed tile in the drill-down")
         panel.failures.selectRow(0)
         capture(viewer, out / "widget-failure-drilldown.png")
-        widget.controls.stop_button.click()
-        wait(lambda: not widget.link.running, 30, "the engine to stop")
+        stop_engine(widget)
     finally:
-        stop.set()
-        simulator.join()
-        viewer.close()
+        close(viewer, stop, simulator)
 
 
 def lsm_session(run: SimulatedRun, out: Path) -> None:
@@ -166,12 +176,9 @@ def lsm_session(run: SimulatedRun, out: Path) -> None:
         wait(lambda: cell(widget, 1, 1) == "completed", 300, "the LSM slice to complete")
         show_only(widget, "MIP ch1 · camera 1 · slice 1", "MIP ch2 · camera 1 · slice 1")
         capture(viewer, out / "widget-lsm-mips.png")
-        widget.controls.stop_button.click()
-        wait(lambda: not widget.link.running, 30, "the engine to stop")
+        stop_engine(widget)
     finally:
-        stop.set()
-        instrument.join()
-        viewer.close()
+        close(viewer, stop, instrument)
 
 
 def sample_session(out: Path) -> None:
