@@ -1,10 +1,19 @@
-"""The machine line every benchmark prints, so figures from different runs can be compared."""
+"""The machine line every benchmark prints, so figures from different runs can be compared.
+
+Importing this module, before any kernel module, sets numba's vector width as the engine's
+worker processes and headless commands set theirs (``OPTICSTREAM_VECTOR_WIDTH`` overrides), so
+the benchmarks measure the code the engine runs.
+"""
 
 from __future__ import annotations
 
 import os
 import platform
 import resource
+
+from opticstream_napari.engine.vector_width import use_wide_vectors
+
+VECTOR_WIDTH = use_wide_vectors()
 
 
 def machine_line() -> str:
@@ -22,7 +31,8 @@ def machine_line() -> str:
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     return (
         f"machine: {model}, {cores} cores, {memory_gib:.0f} GiB, {platform.system()} "
-        f"{platform.release()}, Python {platform.python_version()}, load average {load}"
+        f"{platform.release()}, Python {platform.python_version()}, numba vectors {VECTOR_WIDTH}-bit, "
+        f"load average {load}"
     )
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import llvmlite.binding as llvm
 import pytest
 
 from opticstream_napari import naming
 from opticstream_napari.cli.main import main
 from opticstream_napari.cli.simulate_cmd import SimulatedRun, iter_acquisition, prepare_run
+from opticstream_napari.engine.vector_width import ENV_VAR, wide_vectors_pay
 from opticstream_napari.identity import PSOCTTileId
 from opticstream_napari.simulate.live import INSTANT
 from opticstream_napari.state.service import StateService
@@ -76,3 +80,19 @@ def test_usage_errors_exit_2(simulated: SimulatedRun, tmp_path: Path, capsys) ->
     assert _cli("retry", config, "--slice", "1", "--mosaic", "1", "--batch", "1", "--tile", "5") == 2
     assert _cli("retry", config, "--slice", "9", "--mosaic", "17", "--tile", "1") == 2
     assert "no such tile" in capsys.readouterr().err
+
+
+def test_a_headless_run_gives_its_kernels_the_vectors_that_pay(simulated: SimulatedRun) -> None:
+    """The command's process runs only the engine, so it chooses numba's width before compiling."""
+    pays = wide_vectors_pay(llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten())
+    command = [sys.executable, "-m", "opticstream_napari.cli.main", "-v", "process", simulated.config_path,
+               simulated.raw_folder, *FAST]
+    done = subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"numba kernels use {512 if pays else 256}-bit vectors" in done.stderr
+
+
+def test_a_wrong_vector_width_is_a_usage_error(simulated: SimulatedRun, monkeypatch, capsys) -> None:
+    monkeypatch.setenv(ENV_VAR, "widest")
+    assert _cli("process", simulated.config_path, simulated.raw_folder, *FAST) == 2
+    assert f"{ENV_VAR} must be one of auto, 256, 512, found 'widest'" in capsys.readouterr().err

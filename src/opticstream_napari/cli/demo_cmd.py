@@ -16,6 +16,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from opticstream_napari.cli.engine_cmd import use_engine_vectors
 from opticstream_napari.cli.main import EXIT_USAGE, CommandError
 from opticstream_napari.cli.simulate_cmd import SimulatedRun, iter_acquisition, prepare_run
 from opticstream_napari.engine.executors import ignore_interrupts, spawn_context
@@ -50,6 +51,8 @@ def _run(args: argparse.Namespace) -> int:
             "no display found (DISPLAY is unset): use --headless, or run under xvfb-run",
             EXIT_USAGE,
         )
+    if args.headless:  # the engine runs in this process (the GUI runs it in worker processes)
+        use_engine_vectors()
     root = args.output or Path(tempfile.mkdtemp(prefix="opticstream-demo-"))
     try:
         run = prepare_run(root, args.modality, args.size)

@@ -14,7 +14,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _engine_options(watch, stability=15.0)
     watch.add_argument("--until-complete", type=positive_int, metavar="SLICES",
                        help="exit once SLICES slices are seen and every node of them is complete")
-    watch.set_defaults(handler=_watch)
+    watch.set_defaults(handler=_runs_the_engine(_watch))
 
     process = subparsers.add_parser(
         "process", help="process what RAW_FOLDER holds now, then exit",
@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "stitch what is ready, and exit when nothing is left to do.",
     )
     _engine_options(process, stability=0.0)
-    process.set_defaults(handler=_process)
+    process.set_defaults(handler=_runs_the_engine(_process))
 
     status = subparsers.add_parser("status", help="per-slice progress table of a project")
     status.add_argument("config", type=Path, metavar="CONFIG", help="scan config YAML")
@@ -66,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for name in ("slice", "mosaic", "batch", "tile", "channel", "strip"):
         retry.add_argument(f"--{name}", type=positive_int, metavar="N", help=f"the {name} (as in `opticstream status`)")
     _runtime_options(retry)
-    retry.set_defaults(handler=_retry)
+    retry.set_defaults(handler=_runs_the_engine(_retry))
 
 
 def _engine_options(parser: argparse.ArgumentParser, *, stability: float) -> None:
@@ -118,6 +118,29 @@ def _connect(config: PSOCTScanConfig | LSMScanConfig, url: str | None) -> StateS
         return StateService.for_config(config, url)
     except StateError as error:
         raise CommandError(str(error), EXIT_FAILURE) from None
+
+
+def use_engine_vectors() -> None:
+    """This process runs only the engine: let its numba kernels use the CPU's full vector width.
+
+    Called before the engine's modules are imported, since importing them makes numba settle.
+    """
+    from opticstream_napari.engine.vector_width import use_wide_vectors
+
+    try:
+        log.debug("numba kernels use %d-bit vectors", use_wide_vectors())
+    except ValueError as error:
+        raise CommandError(str(error), EXIT_USAGE) from None
+
+
+def _runs_the_engine(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A command that runs the engine in this process: numba's width is chosen before it starts."""
+
+    def run(args: argparse.Namespace) -> int:
+        use_engine_vectors()
+        return handler(args)
+
+    return run
 
 
 def _executor(args: argparse.Namespace) -> Executor:

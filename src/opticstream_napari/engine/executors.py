@@ -18,6 +18,8 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing.context import SpawnContext, SpawnProcess
 from typing import Any, Protocol, TypeVar
 
+from opticstream_napari.engine.vector_width import requested_width, use_wide_vectors
+
 T = TypeVar("T")
 SLOTS_REFRESH = 2.0  # seconds between asking the scheduler how many worker threads it has
 
@@ -101,8 +103,9 @@ class ProcessExecutor(_PoolExecutor):
     """
 
     def __init__(self, workers: int | None = None) -> None:
+        width = requested_width()
         super().__init__(workers, lambda n: ProcessPoolExecutor(max_workers=n, mp_context=spawn_context(),
-                                                                initializer=ignore_interrupts))
+                                                                initializer=start_worker, initargs=(width,)))
 
     def cancel_running(self) -> bool:
         """Terminate the workers: their outputs are written atomically, so nothing half-written remains
@@ -144,6 +147,12 @@ def ignore_interrupts() -> None:
     """In a child process: Ctrl-C reaches the terminal's whole process group, but only the parent
     decides what stops (``opticstream watch`` lets the work in flight finish; Stop ends it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start_worker(vector_width: str) -> None:
+    """Initializer of the worker processes, which run nothing but this package's work."""
+    ignore_interrupts()
+    use_wide_vectors(vector_width)
 
 
 def spawn_context() -> SpawnContext:
