@@ -3,7 +3,7 @@ import pytest
 
 from opticstream_napari.processing.psoct import SpectralParams, complex_to_volumes
 from opticstream_napari.processing.psoct.approx import ATAN_COEF, LOG2_COEF
-from opticstream_napari.processing.psoct.column_median import STRIP, median_of_columns
+from opticstream_napari.processing.psoct.column_median import STRIP, _bracket_median, median_of_columns
 from opticstream_napari.processing.psoct.median_network import batcher_network
 
 
@@ -34,6 +34,26 @@ def test_column_median_of_selected_rows_and_narrow_arrays() -> None:
     np.testing.assert_array_equal(median_of_columns(rows, picked), np.median(rows[picked], axis=0).astype(np.float32))
     narrow = rows[:, :10]
     np.testing.assert_array_equal(median_of_columns(narrow), np.median(narrow, axis=0).astype(np.float32))
+
+
+@pytest.mark.parametrize("count", [349, 350])
+def test_a_column_left_open_is_finished_from_its_bracket(count: int) -> None:
+    """The few columns the counting passes leave open sort only the values between their pivots;
+    a bracket that does not hold the middle ranks falls back to the whole column."""
+    data = np.random.default_rng(count).standard_normal((count, 3)).astype(np.float32)
+    rows = np.arange(count, dtype=np.int64)
+    column = np.empty(count, dtype=np.float32)
+    ordered = np.sort(data[:, 1])
+    want = np.float32(np.median(data[:, 1]))
+    middle = count // 2
+    brackets = [
+        (ordered[middle - 7], ordered[middle + 5]),  # both middle ranks inside
+        (ordered[middle - 3], ordered[middle]),  # for 350 rows the upper middle value is the first above hi
+        (ordered[middle + 2], ordered[middle + 9]),  # the middle ranks lie below lo: not a bracket
+    ]
+    for lo, hi in brackets:
+        lo_count, hi_count = int(np.sum(data[:, 1] < lo)), int(np.sum(data[:, 1] < hi))
+        assert _bracket_median(data, rows, 1, lo, hi, lo_count, hi_count, column) == want
 
 
 def test_batcher_network_sorts_and_rejects_bad_sizes() -> None:

@@ -213,9 +213,33 @@ def _strip_median(data, rows, sample_rows, pairs, k0, guess, have_guess, work, c
             c = found_count[j]
             out[k0 + j] = np.float32(0.5) * (regs[lo_rank - c, j] + regs[hi_rank - c, j])
         else:
-            for i in range(n):
-                column[i] = data[rows[i], k0 + j]
-            out[k0 + j] = np.median(column)
+            out[k0 + j] = _bracket_median(data, rows, k0 + j, state[_LO, j], state[_HI, j], bracket_counts[0, j],
+                                          bracket_counts[1, j], column)
+
+
+@nb.njit(nogil=True, cache=True)
+def _bracket_median(data, rows, k, lo, hi, lo_count, hi_count, column):  # pragma: no cover - numba
+    """Median of column ``k`` whose middle ranks lie in [lo, hi), with ``lo_count`` values below lo and
+    ``hi_count`` below hi: only the values of the bracket are sorted (all of them if it is not one)."""
+    n = rows.size
+    lo_rank = (n - 1) // 2
+    hi_rank = n // 2
+    inside = 0
+    above = _BIG
+    for i in range(n):
+        v = data[rows[i], k]
+        if lo <= v < hi:
+            column[inside] = v
+            inside += 1
+        elif v >= hi:
+            above = min(above, v)
+    if inside != hi_count - lo_count or not lo_count <= lo_rank < hi_count:
+        for i in range(n):
+            column[i] = data[rows[i], k]
+        return np.float32(np.median(column))
+    middle = np.sort(column[:inside])
+    second = middle[hi_rank - lo_count] if hi_rank < hi_count else above
+    return np.float32(0.5) * (middle[lo_rank - lo_count] + second)
 
 
 @nb.njit(nogil=True, cache=True)
