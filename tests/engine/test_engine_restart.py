@@ -20,6 +20,7 @@ from opticstream_napari.config import save_config
 from opticstream_napari.engine.executors import ProcessExecutor
 from opticstream_napari.engine.messages import EngineMessage, UnitCompleted
 from opticstream_napari.engine.runner import Engine, Until
+from opticstream_napari.engine.vector_width import ENV_VAR, width_in_effect
 from opticstream_napari.simulate.live import Pace
 from opticstream_napari.state.service import StateService
 
@@ -32,9 +33,12 @@ KILL_POINTS: list[tuple[str, KillPoint]] = [
 
 
 def _engine(config_path: Path, raw: Path, url: str) -> subprocess.Popen[bytes]:
+    """An `opticstream process` that compiles for this process's vector width, so its bytes match
+    the direct run's (as an operator mixing a napari session and the command would set it)."""
     command = [sys.executable, "-m", "opticstream_napari.cli.main", "process", str(config_path), str(raw),
                "--database-url", url, "--workers", "1", "--heartbeat-timeout", "1", "--poll-interval", "0.05"]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {**os.environ, ENV_VAR: str(width_in_effect())}
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
 
 
 def _event_names(url: str) -> list[str]:

@@ -86,15 +86,44 @@ def test_a_wrong_choice_names_the_variable_and_the_value(monkeypatch) -> None:
         use_wide_vectors()
     with pytest.raises(ValueError, match=ENV_VAR):
         ProcessExecutor(1)
+    with pytest.raises(ValueError, match="vector width must be one of auto, 256, 512, found '1024'"):
+        use_wide_vectors("1024")
 
 
-def test_engine_worker_processes_choose_before_they_compile(monkeypatch) -> None:
-    monkeypatch.delenv(ENV_VAR, raising=False)
+def test_worker_processes_compile_for_the_width_of_the_process_that_starts_them() -> None:
+    """This test process has compiled already (napari's pytest plugin imports numba code)."""
     executor = ProcessExecutor(1)
     try:
-        assert executor.submit(width_in_effect).result() == (WIDE if HOST_PAYS else NARROW)
+        assert executor.submit(width_in_effect).result() == width_in_effect()
     finally:
         executor.close()
+
+
+# A fresh process starts an executor of the given kind and prints its own and a worker's width.
+START_WORKERS = """
+import sys
+from opticstream_napari.engine.executors import DaskExecutor, ProcessExecutor
+from opticstream_napari.engine.vector_width import width_in_effect
+
+if __name__ == "__main__":
+    kind = sys.argv[1]
+    executor = ProcessExecutor(1) if kind == "processes" else DaskExecutor(workers=1, memory_limit="1GiB")
+    try:
+        print(width_in_effect(), executor.submit(width_in_effect).result())
+    finally:
+        executor.close()
+"""
+
+
+@pytest.mark.parametrize("kind", ["processes", "dask"])
+def test_a_run_started_before_numba_compiles_gives_its_workers_its_width(kind: str, tmp_path) -> None:
+    script = tmp_path / "start_workers.py"
+    script.write_text(START_WORKERS)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NUMBA_CPU") and key != ENV_VAR}
+    done = subprocess.run([sys.executable, str(script), kind], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    width = WIDE if HOST_PAYS else NARROW
+    assert done.stdout.split() == [str(width), str(width)]
 
 
 # Reconstructs one seeded spectral tile and saves its volumes, surface and en-face maps.

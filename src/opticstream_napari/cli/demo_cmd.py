@@ -51,8 +51,7 @@ def _run(args: argparse.Namespace) -> int:
             "no display found (DISPLAY is unset): use --headless, or run under xvfb-run",
             EXIT_USAGE,
         )
-    if args.headless:  # the engine runs in this process (the GUI runs it in worker processes)
-        use_engine_vectors()
+    use_engine_vectors()  # before napari or the engine compile anything; the workers follow
     root = args.output or Path(tempfile.mkdtemp(prefix="opticstream-demo-"))
     try:
         run = prepare_run(root, args.modality, args.size)

@@ -121,9 +121,10 @@ def _connect(config: PSOCTScanConfig | LSMScanConfig, url: str | None) -> StateS
 
 
 def use_engine_vectors() -> None:
-    """This process runs only the engine: let its numba kernels use the CPU's full vector width.
+    """This process starts a run: choose the numba vector width its workers will follow.
 
-    Called before the engine's modules are imported, since importing them makes numba settle.
+    Called before napari or the engine's modules are imported, since importing them makes numba
+    settle on its default.
     """
     from opticstream_napari.engine.vector_width import use_wide_vectors
 
@@ -134,7 +135,7 @@ def use_engine_vectors() -> None:
 
 
 def _runs_the_engine(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """A command that runs the engine in this process: numba's width is chosen before it starts."""
+    """A command that runs the engine: numba's width is chosen before anything is imported."""
 
     def run(args: argparse.Namespace) -> int:
         use_engine_vectors()

@@ -3,10 +3,14 @@
 LLVM compiles for 256-bit vectors even on CPUs with AVX-512, because the first generations
 (Skylake-SP to Cooper Lake) lower their clock while they run 512-bit code. Later ones (Ice Lake
 and newer, AMD Zen 4 and newer) keep it, and there the spectral kernels run about 15 % faster
-with 512-bit vectors (docs/performance.md). numba fixes its code generator at its first
-compilation, for the whole process, so the width is chosen only in processes that run nothing
-but this package's work: the engine's worker processes and the headless commands. A napari
-session keeps numba's default, since other plugins share its numba.
+with 512-bit vectors (docs/performance.md).
+
+numba fixes its code generator at its first compilation (importing napari is enough), for the
+whole process, and two widths round a few results differently in the last bit. So the width
+belongs to a run: the process that starts the engine chooses it (the headless commands choose
+before anything compiles; a napari session started directly already has 256), and its worker
+processes and dask workers compile for the same width, so every process of a run computes the
+same bytes.
 """
 
 from __future__ import annotations
@@ -26,12 +30,6 @@ def wide_vectors_pay(cpu: str, features: str) -> bool:
     return "+avx512f" in features.split(",") and cpu not in THROTTLING_CPUS
 
 
-def _numba_compiled_yet() -> bool:
-    from numba.core.registry import cpu_target
-
-    return "_toplevel_target_context" in vars(cpu_target)  # created, with its code generator, on first use
-
-
 def width_in_effect() -> int:
     """The width numba compiles for in this process, as far as this module decides it."""
     from numba import config
@@ -40,12 +38,10 @@ def width_in_effect() -> int:
     return WIDE if features is not None and PREFER_256 in features.split(",") else NARROW
 
 
-def requested_width() -> str:
-    """The ``OPTICSTREAM_VECTOR_WIDTH`` choice, checked ("auto" when unset)."""
-    choice = os.environ.get(ENV_VAR, "auto")
-    if choice not in CHOICES:
-        raise ValueError(f"{ENV_VAR} must be one of {', '.join(CHOICES)}, found {choice!r}")
-    return choice
+def _numba_compiled_yet() -> bool:
+    from numba.core.registry import cpu_target
+
+    return "_toplevel_target_context" in vars(cpu_target)  # created, with its code generator, on first use
 
 
 def use_wide_vectors(choice: str | None = None) -> int:
@@ -59,8 +55,11 @@ def use_wide_vectors(choice: str | None = None) -> int:
     import llvmlite.binding as llvm
     from numba import config
 
-    choice = choice if choice is not None else requested_width()
-    if choice not in CHOICES:
+    if choice is None:
+        choice = os.environ.get(ENV_VAR, "auto")
+        if choice not in CHOICES:
+            raise ValueError(f"{ENV_VAR} must be one of {', '.join(CHOICES)}, found {choice!r}")
+    elif choice not in CHOICES:
         raise ValueError(f"vector width must be one of {', '.join(CHOICES)}, found {choice!r}")
     if os.environ.get("NUMBA_CPU_FEATURES") or os.environ.get("NUMBA_CPU_NAME") or _numba_compiled_yet():
         return width_in_effect()
