@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from opticstream_napari.engine.vector_width import ENV_VAR, width_in_effect
 from opticstream_napari.state.pgserver import PostgresServer, find_pg_bin, temporary_postgres
+
+# Tests compare outputs computed in this process, which has numba's default width (napari's
+# pytest plugin compiles numba code first), with outputs of worker processes: those choose the
+# same width, as an operator makes every process of a site agree.
+os.environ[ENV_VAR] = str(width_in_effect())
 
 _TEMPLATE = "opticstream_template"
 _database_numbers = count(1)

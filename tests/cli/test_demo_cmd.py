@@ -15,7 +15,7 @@ from opticstream_napari.cli.main import main
 from opticstream_napari.cli.simulate_cmd import prepare_run
 from opticstream_napari.engine.executors import spawn_context
 from opticstream_napari.engine.priority import LOWEST
-from opticstream_napari.engine.vector_width import wide_vectors_pay
+from opticstream_napari.engine.vector_width import ENV_VAR, wide_vectors_pay
 from opticstream_napari.simulate.live import Pace
 
 
@@ -26,6 +26,7 @@ def test_headless_demo_simulates_and_processes_the_acquisition(tmp_path: Path) -
         [sys.executable, "-m", "opticstream_napari.cli.main", "-v", "demo", "--headless", "--size", "tiny",
          "--slices", "1", "--pace", "0", "--output", str(tmp_path)],
         capture_output=True, text=True, timeout=300, check=False,
+        env={key: value for key, value in os.environ.items() if key != ENV_VAR},  # the default choice
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "scan config" in done.stdout and "acquired raw/mosaic_001_image_0001" in done.stdout

@@ -10,13 +10,14 @@ import llvmlite.binding as llvm
 import numpy as np
 import pytest
 
-from opticstream_napari.engine.executors import ProcessExecutor
+from opticstream_napari.engine.executors import DaskExecutor, ProcessExecutor
 from opticstream_napari.engine.vector_width import (
     ENV_VAR,
     NARROW,
     WIDE,
     use_wide_vectors,
     wide_vectors_pay,
+    width_for,
     width_in_effect,
 )
 
@@ -49,9 +50,13 @@ print(width, re.search(r"vaddps\\s[^\\n]*zmm", asm) is not None)
 """
 
 
+def _clean_env() -> dict[str, str]:
+    """This environment without a width choice (the test session sets one for its workers)."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("NUMBA_CPU") and key != ENV_VAR}
+
+
 def _probe(choice: str, when: str = "first") -> str:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("NUMBA_CPU")}
-    env[ENV_VAR] = choice
+    env = {**_clean_env(), ENV_VAR: choice}
     done = subprocess.run([sys.executable, "-c", PROBE, when], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout.strip()
@@ -63,6 +68,13 @@ def test_only_cpus_that_keep_their_clock_get_wide_vectors() -> None:
     assert not wide_vectors_pay("cascadelake", "+avx2,+avx512f")
     assert not wide_vectors_pay("skylake-avx512", "+avx512f")
     assert not wide_vectors_pay("alderlake", "+avx2,-avx512f")
+
+
+def test_what_each_choice_gives_on_this_host() -> None:
+    avx512 = "+avx512f" in HOST_FEATURES.split(",")
+    assert width_for("256") == NARROW
+    assert width_for("512") == (WIDE if avx512 else NARROW)
+    assert width_for("auto") == (WIDE if HOST_PAYS else NARROW)
 
 
 @needs_avx512
@@ -86,20 +98,26 @@ def test_a_wrong_choice_names_the_variable_and_the_value(monkeypatch) -> None:
         use_wide_vectors()
     with pytest.raises(ValueError, match=ENV_VAR):
         ProcessExecutor(1)
+    with pytest.raises(ValueError, match=ENV_VAR):
+        DaskExecutor(workers=1)
     with pytest.raises(ValueError, match="vector width must be one of auto, 256, 512, found '1024'"):
         use_wide_vectors("1024")
 
 
-def test_worker_processes_compile_for_the_width_of_the_process_that_starts_them() -> None:
-    """This test process has compiled already (napari's pytest plugin imports numba code)."""
+@needs_avx512
+@pytest.mark.parametrize("choice", ["256", "512"])
+def test_worker_processes_apply_the_choice_of_the_environment_they_start_from(choice: str, monkeypatch) -> None:
+    """This test process has compiled already (napari's pytest plugin imports numba code): its own
+    width cannot change, the workers' does."""
+    monkeypatch.setenv(ENV_VAR, choice)
     executor = ProcessExecutor(1)
     try:
-        assert executor.submit(width_in_effect).result() == width_in_effect()
+        assert executor.submit(width_in_effect).result() == int(choice)
     finally:
         executor.close()
 
 
-# A fresh process starts an executor of the given kind and prints its own and a worker's width.
+# A fresh process starts an executor of the given kind and prints a worker's width.
 START_WORKERS = """
 import sys
 from opticstream_napari.engine.executors import DaskExecutor, ProcessExecutor
@@ -109,21 +127,20 @@ if __name__ == "__main__":
     kind = sys.argv[1]
     executor = ProcessExecutor(1) if kind == "processes" else DaskExecutor(workers=1, memory_limit="1GiB")
     try:
-        print(width_in_effect(), executor.submit(width_in_effect).result())
+        print(executor.submit(width_in_effect).result())
     finally:
         executor.close()
 """
 
 
 @pytest.mark.parametrize("kind", ["processes", "dask"])
-def test_a_run_started_before_numba_compiles_gives_its_workers_its_width(kind: str, tmp_path) -> None:
+def test_workers_get_wide_vectors_by_default_where_they_pay(kind: str, tmp_path) -> None:
     script = tmp_path / "start_workers.py"
     script.write_text(START_WORKERS)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("NUMBA_CPU") and key != ENV_VAR}
-    done = subprocess.run([sys.executable, str(script), kind], capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run([sys.executable, str(script), kind], capture_output=True, text=True, env=_clean_env(),
+                          timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    width = WIDE if HOST_PAYS else NARROW
-    assert done.stdout.split() == [str(width), str(width)]
+    assert done.stdout.split() == [str(WIDE if HOST_PAYS else NARROW)]
 
 
 # Reconstructs one seeded spectral tile and saves its volumes, surface and en-face maps.
@@ -161,8 +178,7 @@ def test_both_widths_reconstruct_the_same_tile(tmp_path) -> None:
     results = {}
     for choice in ("256", "512"):
         out = tmp_path / f"{choice}.npz"
-        env = {key: value for key, value in os.environ.items() if not key.startswith("NUMBA_CPU")}
-        env[ENV_VAR] = choice
+        env = {**_clean_env(), ENV_VAR: choice}
         done = subprocess.run([sys.executable, "-c", RECONSTRUCT, str(out), str(tmp_path / "wisdom.json")],
                               capture_output=True, text=True, env=env, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]

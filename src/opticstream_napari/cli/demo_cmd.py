@@ -51,7 +51,8 @@ def _run(args: argparse.Namespace) -> int:
             "no display found (DISPLAY is unset): use --headless, or run under xvfb-run",
             EXIT_USAGE,
         )
-    use_engine_vectors()  # before napari or the engine compile anything; the workers follow
+    if args.headless:  # the engine's threads compute in this process (the GUI's worker processes choose alike)
+        use_engine_vectors()
     root = args.output or Path(tempfile.mkdtemp(prefix="opticstream-demo-"))
     try:
         run = prepare_run(root, args.modality, args.size)

@@ -121,11 +121,9 @@ def _connect(config: PSOCTScanConfig | LSMScanConfig, url: str | None) -> StateS
 
 
 def use_engine_vectors() -> None:
-    """This process starts a run: choose the numba vector width its workers will follow.
-
-    Called before napari or the engine's modules are imported, since importing them makes numba
-    settle on its default.
-    """
+    """The local executor's threads compute in this process: choose numba's vector width as the
+    worker processes do. Called before the engine's modules are imported, since importing them
+    makes numba settle on its default."""
     from opticstream_napari.engine.vector_width import use_wide_vectors
 
     try:

@@ -7,22 +7,25 @@ from typing import Any
 
 from distributed import WorkerPlugin
 
-from opticstream_napari.engine.vector_width import use_wide_vectors
+from opticstream_napari.engine.vector_width import use_wide_vectors, width_for
 
 log = logging.getLogger(__name__)
 
 
 class VectorWidth(WorkerPlugin):
-    """Compile for the engine process's numba vector width, so the worker computes the same bytes.
+    """Apply the engine's vector-width choice before the worker compiles, so it computes the same bytes.
 
-    A worker that has compiled numba code before (a shared cluster) keeps its width and says so.
+    A worker that has compiled numba code before (a shared cluster) keeps its width and says so
+    when that is not the width the choice gives.
     """
 
-    def __init__(self, width: int) -> None:
-        self.width = width
+    def __init__(self, choice: str) -> None:
+        self.choice = choice
 
     def setup(self, worker: Any) -> None:
-        got = use_wide_vectors(str(self.width))
-        if got != self.width:
-            log.warning("dask worker %s compiles for %d-bit vectors, the engine for %d: its outputs "
-                        "may differ from the engine's in the last bit", worker.address, got, self.width)
+        got = use_wide_vectors(self.choice)
+        wanted = width_for(self.choice)
+        if got != wanted:
+            log.warning("dask worker %s compiles for %d-bit vectors, not %d (numba was set up before the engine "
+                        "asked): its outputs may differ from other processes' in the last bit", worker.address, got,
+                        wanted)

@@ -18,7 +18,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing.context import SpawnContext, SpawnProcess
 from typing import Any, Protocol, TypeVar
 
-from opticstream_napari.engine.vector_width import use_wide_vectors
+from opticstream_napari.engine.vector_width import requested_width, use_wide_vectors
 
 T = TypeVar("T")
 SLOTS_REFRESH = 2.0  # seconds between asking the scheduler how many worker threads it has
@@ -99,14 +99,14 @@ class ProcessExecutor(_PoolExecutor):
     for hundreds of milliseconds (scipy.ndimage in the mask, Python in the fuse bookkeeping); in
     processes they cannot freeze the viewer. Workers are spawned, never forked, since a Qt
     process with running threads cannot be forked safely; they start on the first task, from
-    the calling thread, whose nice value they inherit, and compile for this process's numba
-    vector width (:mod:`.vector_width`).
+    the calling thread, whose nice value they inherit, and apply the numba vector width chosen
+    in this process's environment (:mod:`.vector_width`).
     """
 
     def __init__(self, workers: int | None = None) -> None:
-        width = str(use_wide_vectors())
+        choice = requested_width()
         super().__init__(workers, lambda n: ProcessPoolExecutor(max_workers=n, mp_context=spawn_context(),
-                                                                initializer=start_worker, initargs=(width,)))
+                                                                initializer=start_worker, initargs=(choice,)))
 
     def cancel_running(self) -> bool:
         """Terminate the workers: their outputs are written atomically, so nothing half-written remains
@@ -151,8 +151,8 @@ def ignore_interrupts() -> None:
 
 
 def start_worker(vector_width: str) -> None:
-    """Initializer of the worker processes: they compile for the vector width of the process that
-    started them, so every process of a run computes the same bytes."""
+    """Initializer of the worker processes: they choose their vector width before compiling, as
+    every process that computes outputs does, so they all compute the same bytes."""
     ignore_interrupts()
     use_wide_vectors(vector_width)
 
@@ -183,7 +183,7 @@ class DaskExecutor:
 
         from opticstream_napari.engine.dask_worker import VectorWidth
 
-        width = use_wide_vectors()
+        choice = requested_width()
         self._cluster = None
         if scheduler is None:
             self._cluster = LocalCluster(
@@ -193,7 +193,7 @@ class DaskExecutor:
             self._client = Client(self._cluster)
         else:
             self._client = Client(scheduler, timeout="30s")
-        self._client.register_plugin(VectorWidth(width))
+        self._client.register_plugin(VectorWidth(choice))
         self._task_threads = task_threads
         self._running: set[Any] = set()  # a dropped dask future would release its task
         self._slots, self._slots_at = 1, -SLOTS_REFRESH

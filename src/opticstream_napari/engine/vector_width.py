@@ -5,12 +5,12 @@ LLVM compiles for 256-bit vectors even on CPUs with AVX-512, because the first g
 and newer, AMD Zen 4 and newer) keep it, and there the spectral kernels run about 15 % faster
 with 512-bit vectors (docs/performance.md).
 
-numba fixes its code generator at its first compilation (importing napari is enough), for the
-whole process, and two widths round a few results differently in the last bit. So the width
-belongs to a run: the process that starts the engine chooses it (the headless commands choose
-before anything compiles; a napari session started directly already has 256), and its worker
-processes and dask workers compile for the same width, so every process of a run computes the
-same bytes.
+numba fixes its code generator at its first compilation, for the whole process, and two widths
+round a few results differently in the last bit. So every process that computes outputs
+applies the same choice (``OPTICSTREAM_VECTOR_WIDTH``, default "auto") before it compiles: the
+engine's worker processes and dask workers, and the headless commands, whose own threads do the
+work. A process that has compiled already keeps its width: napari compiles numba code while it
+starts, so a napari session runs the engine in worker processes, which choose for themselves.
 """
 
 from __future__ import annotations
@@ -38,6 +38,29 @@ def width_in_effect() -> int:
     return WIDE if features is not None and PREFER_256 in features.split(",") else NARROW
 
 
+def requested_width() -> str:
+    """The ``OPTICSTREAM_VECTOR_WIDTH`` choice, checked ("auto" when unset)."""
+    choice = os.environ.get(ENV_VAR, "auto")
+    if choice not in CHOICES:
+        raise ValueError(f"{ENV_VAR} must be one of {', '.join(CHOICES)}, found {choice!r}")
+    return choice
+
+
+def width_for(choice: str) -> int:
+    """The width ``choice`` gives on this host, in a process that has not compiled yet."""
+    import llvmlite.binding as llvm
+    from numba import config
+
+    if choice not in CHOICES:
+        raise ValueError(f"vector width must be one of {', '.join(CHOICES)}, found {choice!r}")
+    features = llvm.get_host_cpu_features().flatten()
+    cpu = config.CPU_NAME or llvm.get_host_cpu_name()
+    wide = "+avx512f" in features.split(",") and (
+        choice == "512" or (choice == "auto" and wide_vectors_pay(cpu, features))
+    )
+    return WIDE if wide else NARROW
+
+
 def _numba_compiled_yet() -> bool:
     from numba.core.registry import cpu_target
 
@@ -47,27 +70,16 @@ def _numba_compiled_yet() -> bool:
 def use_wide_vectors(choice: str | None = None) -> int:
     """Ask numba for 512-bit vectors where they pay; returns the width in effect (256 or 512).
 
-    ``choice`` ("auto", "256" or "512"; default: the ``OPTICSTREAM_VECTOR_WIDTH`` environment
-    variable, else "auto") decides; "512" on a CPU without AVX-512 stays at 256. A
-    ``NUMBA_CPU_FEATURES`` or ``NUMBA_CPU_NAME`` set by the user, or a numba that has already
-    compiled in this process, is left as it is.
+    ``choice`` ("auto", "256" or "512"; default: :func:`requested_width`) decides; "512" on a
+    CPU without AVX-512 stays at 256. A ``NUMBA_CPU_FEATURES`` or ``NUMBA_CPU_NAME`` set by the
+    user, or a numba that has already compiled in this process, is left as it is.
     """
     import llvmlite.binding as llvm
     from numba import config
 
-    if choice is None:
-        choice = os.environ.get(ENV_VAR, "auto")
-        if choice not in CHOICES:
-            raise ValueError(f"{ENV_VAR} must be one of {', '.join(CHOICES)}, found {choice!r}")
-    elif choice not in CHOICES:
-        raise ValueError(f"vector width must be one of {', '.join(CHOICES)}, found {choice!r}")
+    wanted = width_for(choice if choice is not None else requested_width())
     if os.environ.get("NUMBA_CPU_FEATURES") or os.environ.get("NUMBA_CPU_NAME") or _numba_compiled_yet():
         return width_in_effect()
-    features = llvm.get_host_cpu_features().flatten()
-    cpu = config.CPU_NAME or llvm.get_host_cpu_name()
-    wide = "+avx512f" in features.split(",") and (
-        choice == "512" or (choice == "auto" and wide_vectors_pay(cpu, features))
-    )
-    if wide:
-        config.CPU_FEATURES = f"{features},{PREFER_256}"
+    if wanted == WIDE:
+        config.CPU_FEATURES = f"{llvm.get_host_cpu_features().flatten()},{PREFER_256}"
     return width_in_effect()
