@@ -15,6 +15,7 @@ starts, so a napari session runs the engine in worker processes, which choose fo
 
 from __future__ import annotations
 
+import functools
 import os
 
 ENV_VAR = "OPTICSTREAM_VECTOR_WIDTH"
@@ -40,25 +41,40 @@ def width_in_effect() -> int:
 
 def requested_width() -> str:
     """The ``OPTICSTREAM_VECTOR_WIDTH`` choice, checked ("auto" when unset)."""
-    choice = os.environ.get(ENV_VAR, "auto")
-    if choice not in CHOICES:
-        raise ValueError(f"{ENV_VAR} must be one of {', '.join(CHOICES)}, found {choice!r}")
-    return choice
+    return _checked(os.environ.get(ENV_VAR, "auto"), ENV_VAR)
 
 
 def width_for(choice: str) -> int:
     """The width ``choice`` gives on this host, in a process that has not compiled yet."""
-    import llvmlite.binding as llvm
     from numba import config
 
-    if choice not in CHOICES:
-        raise ValueError(f"vector width must be one of {', '.join(CHOICES)}, found {choice!r}")
-    features = llvm.get_host_cpu_features().flatten()
-    cpu = config.CPU_NAME or llvm.get_host_cpu_name()
+    _checked(choice, "vector width")
+    features = _host_features()
+    cpu = config.CPU_NAME or _host_cpu()
     wide = "+avx512f" in features.split(",") and (
         choice == "512" or (choice == "auto" and wide_vectors_pay(cpu, features))
     )
     return WIDE if wide else NARROW
+
+
+def _checked(choice: str, name: str) -> str:
+    if choice not in CHOICES:
+        raise ValueError(f"{name} must be one of {', '.join(CHOICES)}, found {choice!r}")
+    return choice
+
+
+@functools.cache
+def _host_features() -> str:
+    import llvmlite.binding as llvm
+
+    return str(llvm.get_host_cpu_features().flatten())
+
+
+@functools.cache
+def _host_cpu() -> str:
+    import llvmlite.binding as llvm
+
+    return str(llvm.get_host_cpu_name())
 
 
 def _numba_compiled_yet() -> bool:
@@ -74,12 +90,11 @@ def use_wide_vectors(choice: str | None = None) -> int:
     CPU without AVX-512 stays at 256. A ``NUMBA_CPU_FEATURES`` or ``NUMBA_CPU_NAME`` set by the
     user, or a numba that has already compiled in this process, is left as it is.
     """
-    import llvmlite.binding as llvm
     from numba import config
 
     wanted = width_for(choice if choice is not None else requested_width())
     if os.environ.get("NUMBA_CPU_FEATURES") or os.environ.get("NUMBA_CPU_NAME") or _numba_compiled_yet():
         return width_in_effect()
     if wanted == WIDE:
-        config.CPU_FEATURES = f"{llvm.get_host_cpu_features().flatten()},{PREFER_256}"
+        config.CPU_FEATURES = f"{_host_features()},{PREFER_256}"
     return width_in_effect()
