@@ -3,7 +3,14 @@ import pytest
 
 from opticstream_napari.processing.psoct import SpectralParams, complex_to_volumes
 from opticstream_napari.processing.psoct.approx import ATAN_COEF, LOG2_COEF
-from opticstream_napari.processing.psoct.column_median import STRIP, _bracket_median, median_of_columns
+from opticstream_napari.processing.psoct.column_median import (
+    SAMPLE_PAIRS,
+    STRIP,
+    _bracket_median,
+    column_median,
+    median_of_columns,
+    sample_rows,
+)
 from opticstream_napari.processing.psoct.median_network import batcher_network
 
 
@@ -50,10 +57,28 @@ def test_a_column_left_open_is_finished_from_its_bracket(count: int) -> None:
         (ordered[middle - 7], ordered[middle + 5]),  # both middle ranks inside
         (ordered[middle - 3], ordered[middle]),  # for 350 rows the upper middle value is the first above hi
         (ordered[middle + 2], ordered[middle + 9]),  # the middle ranks lie below lo: not a bracket
+        (ordered[middle - 9], ordered[middle - 2]),  # ... or above hi
     ]
     for lo, hi in brackets:
-        lo_count, hi_count = int(np.sum(data[:, 1] < lo)), int(np.sum(data[:, 1] < hi))
-        assert _bracket_median(data, rows, 1, lo, hi, lo_count, hi_count, column) == want
+        assert _bracket_median(data, rows, 1, lo, hi, column) == want
+
+
+@pytest.mark.parametrize("seeded", [False, True])
+def test_column_median_is_exact_when_the_sample_and_the_guess_miss(seeded: bool) -> None:
+    """The sampled rows open the search and the previous B-line's median seeds it; both only steer
+    it. Here every sampled row lies far above the median and the guess far below it."""
+    count = 350
+    data = np.random.default_rng(9).standard_normal((count, 2 * STRIP)).astype(np.float32)
+    picked = np.arange(count, dtype=np.int64)
+    sampled = sample_rows(picked)
+    data[sampled] += 1000
+    want = np.median(data, axis=0).astype(np.float32)
+    out = np.empty(2 * STRIP, dtype=np.float32)
+    guess = np.full(2 * STRIP, -50.0, dtype=np.float32)
+    column_median(data, picked, sampled, SAMPLE_PAIRS, guess, seeded, out)
+    np.testing.assert_array_equal(out, want)
+    column_median(data, picked, sampled, SAMPLE_PAIRS, want, seeded, out)  # a perfect guess
+    np.testing.assert_array_equal(out, want)
 
 
 def test_batcher_network_sorts_and_rejects_bad_sizes() -> None:

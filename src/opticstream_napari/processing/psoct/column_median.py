@@ -7,12 +7,14 @@ is a compare and an add per value over contiguous memory, and vectorises across 
 
 Per strip of ``STRIP`` columns (cache-resident), each counting pass places three pivots around
 the median's rank (first from a guess, the previous B-line's median, or from a sorted sample of
-16 rows; then by interpolation inside each column's bracket) until a pivot has between
-``hi_rank - REGISTERS + 1`` and ``lo_rank`` values below it. One last pass keeps, per column, the
-``REGISTERS`` smallest values at or above that pivot, which include the middle order statistics.
-A pass costs the whole strip, so the last few open columns (``SCALAR_COLUMNS``), and columns
-whose ties defeat the search (equal values across the middle ranks), take a scalar median of
-their own instead. The result equals ``np.median(data[rows], axis=0)`` exactly.
+16 rows; then by interpolation inside each column's bracket, which the sample's extremes open)
+until a pivot has between ``hi_rank - REGISTERS + 1`` and ``lo_rank`` values below it. One last
+pass keeps, per column, the ``REGISTERS`` smallest values at or above that pivot, which include
+the middle order statistics. A pass costs the whole strip, so the last few open columns
+(``SCALAR_COLUMNS``), and columns whose ties defeat the search (equal values across the middle
+ranks), take a scalar median of their own instead. For finite data (resampled spectra are) the
+result equals ``np.median(data[rows], axis=0)`` exactly; the guess and the sample change only
+how many passes it takes.
 """
 
 from __future__ import annotations
@@ -25,29 +27,27 @@ from opticstream_napari.processing.psoct.median_network import batcher_network
 
 STRIP = 128
 SAMPLE = 16
-REGISTERS = 6
+REGISTERS = 6  # _smallest_at_or_above keeps them in six named registers
 PIVOTS = 3
 MAX_PASSES = 10
 SCALAR_COLUMNS = 8  # a strip with this few open columns finishes them one by one, not by another pass
 SAMPLE_PAIRS = np.array(batcher_network(SAMPLE), dtype=np.int32)
 _BIG = np.float32(np.finfo(np.float32).max)
+_ONE = np.float32(1.0)
 # Rows of the per-strip float32 state array.
-_LO, _HI, _MIN, _MAX = 0, 1, 2, 3
-_STATE_ROWS = 4
+_LO, _HI = 0, 1
+_STATE_ROWS = 2
 
 
 @nb.njit(nogil=True, cache=True)
-def _count(data, rows, k0, pivots, counts, extremes, with_extremes):  # pragma: no cover - numba
-    """counts[p, j] = #(data[rows, k0 + j] < pivots[p, j]); optionally per-column min and max.
+def _count(data, rows, k0, pivots, counts):  # pragma: no cover - numba
+    """counts[p, j] = #(data[rows, k0 + j] < pivots[p, j]), as float32.
 
-    Four rows per step, so each count is loaded and stored once per four compares.
+    Float tallies let a compare feed a masked add (two instructions; an integer tally needs a
+    third to turn the mask into a vector). Four rows per step, so each tally is loaded and
+    stored once per four compares.
     """
     counts[:] = 0
-    low = extremes[0]
-    high = extremes[1]
-    if with_extremes:
-        low[:] = _BIG
-        high[:] = -_BIG
     n = rows.size
     full = n - n % 4
     for i in range(0, full, 4):
@@ -60,27 +60,57 @@ def _count(data, rows, k0, pivots, counts, extremes, with_extremes):  # pragma: 
             count = counts[p]
             for j in range(STRIP):
                 q = pivot[j]
-                count[j] += (np.int32(r0[j] < q) + np.int32(r1[j] < q)) + (np.int32(r2[j] < q) + np.int32(r3[j] < q))
-        if with_extremes:
-            for j in range(STRIP):
-                low[j] = min(min(low[j], r0[j]), min(r1[j], min(r2[j], r3[j])))
-                high[j] = max(max(high[j], r0[j]), max(r1[j], max(r2[j], r3[j])))
+                c = count[j]
+                c = c + _ONE if r0[j] < q else c
+                c = c + _ONE if r1[j] < q else c
+                c = c + _ONE if r2[j] < q else c
+                c = c + _ONE if r3[j] < q else c
+                count[j] = c
     for i in range(full, n):
         row = data[rows[i], k0:k0 + STRIP]
         for p in range(PIVOTS):
             for j in range(STRIP):
-                counts[p, j] += row[j] < pivots[p, j]
-        if with_extremes:
-            for j in range(STRIP):
-                low[j] = min(low[j], row[j])
-                high[j] = max(high[j], row[j])
+                c = counts[p, j]
+                counts[p, j] = c + _ONE if row[j] < pivots[p, j] else c
 
 
 @nb.njit(nogil=True, cache=True)
 def _smallest_at_or_above(data, rows, k0, threshold, regs):  # pragma: no cover - numba
-    """regs[:, j] = the REGISTERS smallest of data[rows, k0 + j] that are >= threshold[j], sorted."""
+    """regs[:, j] = the REGISTERS smallest of data[rows, k0 + j] that are >= threshold[j], sorted.
+
+    Four rows are inserted per load and store of the kept values, which stay in registers.
+    """
     regs[:] = _BIG
-    for i in range(rows.size):
+    n = rows.size
+    full = n - n % 4
+    for i in range(0, full, 4):
+        r0 = data[rows[i], k0:k0 + STRIP]
+        r1 = data[rows[i + 1], k0:k0 + STRIP]
+        r2 = data[rows[i + 2], k0:k0 + STRIP]
+        r3 = data[rows[i + 3], k0:k0 + STRIP]
+        for j in range(STRIP):
+            t = threshold[j]
+            a0 = regs[0, j]
+            a1 = regs[1, j]
+            a2 = regs[2, j]
+            a3 = regs[3, j]
+            a4 = regs[4, j]
+            a5 = regs[5, j]
+            for v in (r0[j], r1[j], r2[j], r3[j]):
+                v = v if v >= t else _BIG
+                a0, v = min(a0, v), max(a0, v)
+                a1, v = min(a1, v), max(a1, v)
+                a2, v = min(a2, v), max(a2, v)
+                a3, v = min(a3, v), max(a3, v)
+                a4, v = min(a4, v), max(a4, v)
+                a5 = min(a5, v)
+            regs[0, j] = a0
+            regs[1, j] = a1
+            regs[2, j] = a2
+            regs[3, j] = a3
+            regs[4, j] = a4
+            regs[5, j] = a5
+    for i in range(full, n):
         row = data[rows[i], k0:k0 + STRIP]
         for j in range(STRIP):
             v = row[j] if row[j] >= threshold[j] else _BIG
@@ -98,7 +128,7 @@ def _update(pivots, counts, window_lo, window_hi, state, bracket_counts, found, 
         if found[j]:
             continue
         for p in range(PIVOTS):
-            c = counts[p, j]
+            c = np.int32(counts[p, j])
             value = pivots[p, j]
             if window_lo <= c <= window_hi:
                 found[j] = True
@@ -157,10 +187,10 @@ def _strip_median(data, rows, sample_rows, pairs, k0, guess, have_guess, work, c
     sample = work[:SAMPLE]
     pivots = work[SAMPLE:SAMPLE + PIVOTS]
     state = work[SAMPLE + PIVOTS:SAMPLE + PIVOTS + _STATE_ROWS]
-    regs = work[SAMPLE + PIVOTS + _STATE_ROWS:]
-    tallies = counts[:PIVOTS]
-    bracket_counts = counts[PIVOTS:PIVOTS + 2]
-    found_count = counts[PIVOTS + 2]
+    regs = work[SAMPLE + PIVOTS + _STATE_ROWS:SAMPLE + PIVOTS + _STATE_ROWS + REGISTERS]
+    tallies = work[SAMPLE + PIVOTS + _STATE_ROWS + REGISTERS:]
+    bracket_counts = counts[:2]
+    found_count = counts[2]
     m = sample_rows.size
     for i in range(m):
         sample[i] = data[sample_rows[i], k0:k0 + STRIP]
@@ -189,19 +219,22 @@ def _strip_median(data, rows, sample_rows, pairs, k0, guess, have_guess, work, c
             pivots[2, j] = sample[10, j]
         found[j] = window_lo == 0
         found_count[j] = 0
-    _count(data, rows, k0, pivots, tallies, state[_MIN:_MAX + 1], True)
+    # The sample's extremes open the bracket, at the ranks they are expected to have: the
+    # bracket only steers the pivots, and the counts of its ends are checked where they matter.
+    outer = n // (m + 1)
     for j in range(STRIP):
-        state[_LO, j] = state[_MIN, j]
-        bracket_counts[0, j] = 0
-        top = state[_MAX, j]
+        state[_LO, j] = sample[0, j]
+        bracket_counts[0, j] = outer
+        top = sample[m - 1, j]
         state[_HI, j] = top + np.float32(1.0) + abs(top) * np.float32(2.0**-20)
-        bracket_counts[1, j] = n
+        bracket_counts[1, j] = n - outer
+    _count(data, rows, k0, pivots, tallies)
     open_columns = _update(pivots, tallies, window_lo, window_hi, state, bracket_counts, found, found_count)
     passes = 0
     while open_columns > SCALAR_COLUMNS and passes < MAX_PASSES:
         passes += 1
         _next_pivots(passes, target, state, bracket_counts, found, pivots)
-        _count(data, rows, k0, pivots, tallies, state[_MIN:_MAX + 1], False)
+        _count(data, rows, k0, pivots, tallies)
         open_columns = _update(pivots, tallies, window_lo, window_hi, state, bracket_counts, found, found_count)
     threshold = pivots[0]
     for j in range(STRIP):
@@ -213,33 +246,35 @@ def _strip_median(data, rows, sample_rows, pairs, k0, guess, have_guess, work, c
             c = found_count[j]
             out[k0 + j] = np.float32(0.5) * (regs[lo_rank - c, j] + regs[hi_rank - c, j])
         else:
-            out[k0 + j] = _bracket_median(data, rows, k0 + j, state[_LO, j], state[_HI, j], bracket_counts[0, j],
-                                          bracket_counts[1, j], column)
+            out[k0 + j] = _bracket_median(data, rows, k0 + j, state[_LO, j], state[_HI, j], column)
 
 
 @nb.njit(nogil=True, cache=True)
-def _bracket_median(data, rows, k, lo, hi, lo_count, hi_count, column):  # pragma: no cover - numba
-    """Median of column ``k`` whose middle ranks lie in [lo, hi), with ``lo_count`` values below lo and
-    ``hi_count`` below hi: only the values of the bracket are sorted (all of them if it is not one)."""
+def _bracket_median(data, rows, k, lo, hi, column):  # pragma: no cover - numba
+    """Median of column ``k``, sorting only its values in [lo, hi) when they hold the middle ranks
+    (all of them otherwise)."""
     n = rows.size
     lo_rank = (n - 1) // 2
     hi_rank = n // 2
+    below = 0
     inside = 0
     above = _BIG
     for i in range(n):
         v = data[rows[i], k]
-        if lo <= v < hi:
+        if v < lo:
+            below += 1
+        elif v < hi:
             column[inside] = v
             inside += 1
-        elif v >= hi:
+        else:
             above = min(above, v)
-    if inside != hi_count - lo_count or not lo_count <= lo_rank < hi_count:
+    if not below <= lo_rank < below + inside:
         for i in range(n):
             column[i] = data[rows[i], k]
         return np.float32(np.median(column))
     middle = np.sort(column[:inside])
-    second = middle[hi_rank - lo_count] if hi_rank < hi_count else above
-    return np.float32(0.5) * (middle[lo_rank - lo_count] + second)
+    second = middle[hi_rank - below] if hi_rank < below + inside else above
+    return np.float32(0.5) * (middle[lo_rank - below] + second)
 
 
 @nb.njit(nogil=True, cache=True)
@@ -260,8 +295,8 @@ def column_median(data, rows, sample_rows, pairs, guess, have_guess, out):  # pr
                 column[i] = data[rows[i], k]
             out[k] = np.median(column)
         return
-    work = np.empty((SAMPLE + PIVOTS + _STATE_ROWS + REGISTERS, STRIP), dtype=np.float32)
-    counts = np.empty((PIVOTS + 3, STRIP), dtype=np.int32)
+    work = np.empty((SAMPLE + PIVOTS + _STATE_ROWS + REGISTERS + PIVOTS, STRIP), dtype=np.float32)
+    counts = np.empty((3, STRIP), dtype=np.int32)
     found = np.empty(STRIP, dtype=np.bool_)
     for start in range(0, length, STRIP):
         k0 = min(start, length - STRIP)
