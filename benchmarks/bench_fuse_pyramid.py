@@ -9,8 +9,9 @@ For each codec, in one run:
    ``blend_region``), ``os.sync()`` included;
 2. **raw**: write the same level-0 bytes with one tensorstore ``write`` to an array with the
    same chunks, shards and codec (no blending, no pyramid), ``os.sync()`` included;
-3. **write_image**: ome-zarr-py ``write_image`` of a smaller crop with the same chunks, shards
-   and codec, beside our ``write_pyramid`` of that crop.
+3. **write_image** (first codec only): ome-zarr-py ``write_image`` of the same level-0 array
+   (or, with ``--crop``, of a (y, x) crop of it) with the same chunks, shards and codec, beside
+   our ``write_pyramid`` of the same array.
 
 Rates are level-0 bytes per second, best of ``--repeat`` runs. The goals (issue 5): fuse ≥ 0.7× raw, ≥ 4× write_image.
 Memory: peak RSS during the fuse (``resource.getrusage``), before the comparisons load the
@@ -207,10 +208,11 @@ def compare(
     fused_path: Path,
     config: ZarrConfig,
     fused: tuple[Phase, int],
+    write_image: bool,
     crop: int | None,
     repeat: int,
 ) -> None:
-    """Raw tensorstore write of the fused level 0, and optionally write_image of a crop."""
+    """Raw tensorstore write of the fused level 0; optionally write_image of it (or of a crop)."""
     label = _label(config)
     level0_data = ts.open({"driver": "zarr3", "kvstore": {"driver": "file",
                            "path": str(fused_path / "0")}}).result().read().result()
@@ -219,8 +221,8 @@ def compare(
                repeat)
     report(f"raw tensorstore {label}", raw, level0_data.nbytes)
     ratio(f"fuse / raw ({label})", fused, (raw, level0_data.nbytes), 0.7)
-    if crop is not None:
-        small = np.ascontiguousarray(level0_data[:, :crop, :crop])
+    if write_image:
+        small = level0_data if crop is None else np.ascontiguousarray(level0_data[:, :crop, :crop])
         small_level = plan_levels(small.shape, VOXEL_UM, config)[0]
         image = best(lambda: ome_zarr_write_image(
             scratch / f"wi-{label}.ome.zarr", small, config, small_level), repeat)
@@ -228,7 +230,7 @@ def compare(
                "(y, x downsampled only, 5 levels)")
         ours = best(lambda: our_write_pyramid(scratch / f"ours-{label}.ome.zarr", small, config),
                     repeat)
-        report(f"our write_pyramid {label}", ours, small.nbytes, "(same crop)")
+        report(f"our write_pyramid {label}", ours, small.nbytes, "(same array)")
         ratio(f"fuse / write_image ({label})", fused, (image, small.nbytes), 4)
         ratio(f"write_pyramid / write_image ({label})", (ours, small.nbytes),
               (image, small.nbytes), 4)
@@ -245,7 +247,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--overlap", type=float, default=0.1)
     parser.add_argument("--chunk", type=int, default=128)
     parser.add_argument("--shard", type=int, default=512)
-    parser.add_argument("--crop", type=int, default=1024, help="write_image crop edge (y, x)")
+    parser.add_argument("--crop", type=int, default=None,
+                        help="compare with write_image on a (y, x) crop of this edge, not the whole mosaic")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=2, help="best of N runs per phase")
     parser.add_argument("--scratch", type=Path, default=None)
@@ -278,8 +281,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"peak RSS while fusing: {peak_rss_gib():.2f} GiB (incl. the {tiles.bank.nbytes / 2**30:.2f} "
               f"GiB noise bank the tiles are made from)\n")
         for index, (config, path, phase) in enumerate(fused):
-            compare(scratch, path, config, (phase, nbytes), args.crop if index == 0 else None,
-                    args.repeat)
+            compare(scratch, path, config, (phase, nbytes), index == 0, args.crop, args.repeat)
         print(f"\nload average after: {os.getloadavg()[0]:.2f}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
