@@ -39,6 +39,13 @@ _LO, _HI = 0, 1
 _STATE_ROWS = 2
 
 
+@nb.njit(inline="always")
+def _four_rows(data, rows, i, k0):  # pragma: no cover - numba
+    """The strip's part of rows ``rows[i:i + 4]``: the passes handle four rows per step."""
+    return (data[rows[i], k0:k0 + STRIP], data[rows[i + 1], k0:k0 + STRIP],
+            data[rows[i + 2], k0:k0 + STRIP], data[rows[i + 3], k0:k0 + STRIP])
+
+
 @nb.njit(nogil=True, cache=True)
 def _count(data, rows, k0, pivots, counts):  # pragma: no cover - numba
     """counts[p, j] = #(data[rows, k0 + j] < pivots[p, j]), as float32.
@@ -51,10 +58,7 @@ def _count(data, rows, k0, pivots, counts):  # pragma: no cover - numba
     n = rows.size
     full = n - n % 4
     for i in range(0, full, 4):
-        r0 = data[rows[i], k0:k0 + STRIP]
-        r1 = data[rows[i + 1], k0:k0 + STRIP]
-        r2 = data[rows[i + 2], k0:k0 + STRIP]
-        r3 = data[rows[i + 3], k0:k0 + STRIP]
+        r0, r1, r2, r3 = _four_rows(data, rows, i, k0)
         for p in range(PIVOTS):
             pivot = pivots[p]
             count = counts[p]
@@ -84,10 +88,7 @@ def _smallest_at_or_above(data, rows, k0, threshold, regs):  # pragma: no cover 
     n = rows.size
     full = n - n % 4
     for i in range(0, full, 4):
-        r0 = data[rows[i], k0:k0 + STRIP]
-        r1 = data[rows[i + 1], k0:k0 + STRIP]
-        r2 = data[rows[i + 2], k0:k0 + STRIP]
-        r3 = data[rows[i + 3], k0:k0 + STRIP]
+        r0, r1, r2, r3 = _four_rows(data, rows, i, k0)
         for j in range(STRIP):
             t = threshold[j]
             a0 = regs[0, j]
