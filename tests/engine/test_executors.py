@@ -13,15 +13,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from opticstream_napari.engine.executors import LocalExecutor, ProcessExecutor, cores
+from opticstream_napari.engine.executors import LocalExecutor, ProcessExecutor
 from opticstream_napari.engine.reconnect import reliably
+from opticstream_napari.host import usable_cores
 
 
 @pytest.mark.parametrize("kind", [LocalExecutor, ProcessExecutor])
 def test_pool_executors_run_module_functions_and_report_errors(kind) -> None:
     executor = kind(3)
     try:
-        assert executor.slots == 3 and executor.task_threads == max(1, cores() // 3)
+        assert executor.slots == 3 and executor.task_threads == max(1, usable_cores() // 3)
         assert [executor.submit(math.isqrt, i).result() for i in (0, 1, 4, 9)] == [0, 1, 2, 3]
         with pytest.raises(ValueError, match="nonnegative"):
             executor.submit(math.isqrt, -1).result()

@@ -8,6 +8,7 @@ import os
 import random
 import re
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,11 @@ import pytest
 import zarr
 
 from opticstream_napari.config.zarr import Codec, ZarrConfig
+from opticstream_napari.io import ome_zarr
 from opticstream_napari.io.downsample import Reduction, pool2
 from opticstream_napari.io.ome_zarr import (
+    UNITS_PER_WORKER,
+    affordable_workers,
     create_pyramid,
     fill_pyramid,
     is_complete,
@@ -69,6 +73,46 @@ def test_incremental_regions_in_random_order_equal_a_single_pass(
     for level in range(len(whole.levels)):
         np.testing.assert_array_equal(live.read(level), whole.read(level))
     np.testing.assert_allclose(whole.read(1), _nanmean_reference(data), rtol=1e-6)
+
+
+def test_affordable_workers_follow_cores_and_memory() -> None:
+    gib = 2**30
+    assert affordable_workers(2 * gib, available=20 * gib, cores=2) == 1  # a 1024² × 500 float32 shard here
+    assert affordable_workers(gib // 2, available=20 * gib, cores=2) == 2
+    assert affordable_workers(gib // 2, available=20 * gib, cores=16) == 20 * gib // 2 // (UNITS_PER_WORKER * gib // 2)
+    assert affordable_workers(gib // 2, available=200 * gib, cores=16) == 16
+    assert affordable_workers(gib, available=0, cores=8) == 1  # never none
+
+
+class _ThreadRecorder:
+    """An array whose reads note the thread that made them."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data, self.shape, self.dtype = data, data.shape, data.dtype
+        self.threads: set[str] = set()
+
+    def __getitem__(self, region: tuple[slice, ...]) -> np.ndarray:
+        self.threads.add(threading.current_thread().name)
+        return self.data[region]
+
+
+@pytest.mark.parametrize(("available", "parallel"), [(2**40, True), (0, False)])
+def test_write_pyramid_picks_its_workers_from_cores_and_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, available: int, parallel: bool
+) -> None:
+    """``workers=None`` writes units on a pool when memory allows and on the calling thread when
+    it does not; the bytes are the same either way."""
+    monkeypatch.setattr(ome_zarr, "available_memory", lambda: available)
+    monkeypatch.setattr(ome_zarr, "usable_cores", lambda: 4)
+    data = _volume((8, 64, 64))
+    config = ZarrConfig(chunk=16, shard=32)
+    source = _ThreadRecorder(data)
+    auto = open_pyramid(write_pyramid(tmp_path / "auto.ome.zarr", source, VOXEL, zarr_config=config, workers=None))
+    one = open_pyramid(write_pyramid(tmp_path / "one.ome.zarr", data, VOXEL, zarr_config=config, workers=1))
+    on_pool = {name.startswith("ome-zarr") for name in source.threads}
+    assert on_pool == {parallel}
+    for level in range(len(one.levels)):
+        np.testing.assert_array_equal(auto.read(level), one.read(level))
 
 
 def test_each_level_pools_the_one_below_and_keeps_odd_edges() -> None:

@@ -8,7 +8,6 @@ atomically and return small results, so the same call works in a thread or on an
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
@@ -19,6 +18,7 @@ from multiprocessing.context import SpawnContext, SpawnProcess
 from typing import Any, Protocol, TypeVar
 
 from opticstream_napari.engine.vector_width import requested_width, use_wide_vectors
+from opticstream_napari.host import usable_cores
 
 T = TypeVar("T")
 SLOTS_REFRESH = 2.0  # seconds between asking the scheduler how many worker threads it has
@@ -46,10 +46,6 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
-def cores() -> int:
-    return len(os.sched_getaffinity(0))
-
-
 class _PoolExecutor:
     """A fixed pool of this host: ``workers`` tasks at once, the cores split between them.
 
@@ -59,7 +55,7 @@ class _PoolExecutor:
     """
 
     def __init__(self, workers: int | None, pool: Callable[[int], ThreadPoolExecutor | ProcessPoolExecutor]) -> None:
-        self._workers = workers or max(2, cores() // 4)
+        self._workers = workers or max(2, usable_cores() // 4)
         if self._workers < 1:
             raise ValueError(f"{type(self).__name__} needs at least 1 worker, found {workers}")
         self._pool = pool(self._workers)
@@ -70,7 +66,7 @@ class _PoolExecutor:
 
     @property
     def task_threads(self) -> int:
-        return max(1, cores() // self._workers)
+        return max(1, usable_cores() // self._workers)
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         return self._pool.submit(fn, *args)

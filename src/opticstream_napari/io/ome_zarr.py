@@ -38,6 +38,7 @@ import tensorstore as ts
 from numpy.typing import DTypeLike
 
 from opticstream_napari.config.zarr import ZarrConfig
+from opticstream_napari.host import available_memory, usable_cores
 from opticstream_napari.io.atomic import atomic_path, atomic_write_text, is_temporary
 from opticstream_napari.io.downsample import Reduction, pool2
 from opticstream_napari.io.ome_zarr_layout import (
@@ -53,6 +54,9 @@ from opticstream_napari.io.output import OutputError, ensure_output_dir
 
 WRITER_KEY = "opticstream"
 _UNIT_BYTES = 32 << 20
+# A write unit in flight holds about this many copies of itself: the parts it is made from,
+# the unit, tensorstore's copy and the encoded shard, and the next unit's parts.
+UNITS_PER_WORKER = 5
 
 Box = tuple[tuple[int, ...], tuple[int, ...]]
 Region = Sequence[slice]
@@ -193,6 +197,10 @@ class OmeZarrPyramid:
     def mark_complete(self) -> None:
         """Flag the store as finished; :func:`is_complete` is false until this is called."""
         _update_writer_attributes(self.path, complete=True)
+
+    def unit_bytes(self) -> int:
+        """Bytes of one level-0 write unit (a shard, or a few chunks)."""
+        return int(np.prod(self._unit())) * self.dtype.itemsize
 
     def _unit(self) -> tuple[int, ...]:
         level = self.levels[0]
@@ -441,15 +449,16 @@ def write_pyramid(
     axes: Sequence[str] | None = None,
     zarr_config: ZarrConfig | None = None,
     *,
-    workers: int = 2,
+    workers: int | None = 2,
     overwrite: bool = False,
     **metadata: Any,
 ) -> Path:
     """Write a whole array (numpy, memmap, anything sliceable) as a finished pyramid.
 
-    The array is streamed in write units (a shard, or a few chunks), so only a few units are
-    ever in memory. The store is built under a hidden temporary name and renamed into place.
-    ``metadata`` goes to :func:`create_pyramid` (``name``, ``window``, ``color``, ...).
+    The array is streamed in write units (a shard, or a few chunks), ``workers`` at a time
+    (None: :func:`affordable_workers`), so only a few units are ever in memory. The store is
+    built under a hidden temporary name and renamed into place. ``metadata`` goes to
+    :func:`create_pyramid` (``name``, ``window``, ``color``, ...).
     """
     final = Path(path)
     ensure_output_dir(final.parent)
@@ -461,6 +470,17 @@ def write_pyramid(
         pyramid = create_pyramid(
             tmp, array.shape, dtype, voxel_size_um, axes, zarr_config, **metadata
         )
+        if workers is None:
+            workers = affordable_workers(pyramid.unit_bytes())
         fill_pyramid(pyramid, lambda region: np.asarray(array[region]), workers=workers)
         pyramid.mark_complete()
     return final
+
+
+def affordable_workers(unit_bytes: int, available: int | None = None, cores: int | None = None) -> int:
+    """Write units to keep in flight: one per core, as long as their working sets
+    (:data:`UNITS_PER_WORKER` units each) fit in half the memory available now. The other half
+    is left to the processes working beside this one (another mosaic's step, the viewer)."""
+    available = available_memory() if available is None else available
+    cores = usable_cores() if cores is None else cores
+    return max(1, min(cores, available // 2 // (UNITS_PER_WORKER * max(unit_bytes, 1))))

@@ -10,10 +10,12 @@ a later mosaic tries again.
 Volumes: each configured modality (dBI, R3D, O3D) is cropped per tile from plane +
 ``crop_focus_plane_offset`` for ``crop_focus_plane_depth`` samples, blended in 3D at the en-face
 positions (O3D as the weighted circular mean of an angle), masked with the AIP mask, and written
-as an OME-Zarr pyramid ``(z, y, x)`` in µm. The pyramid is produced one write unit (a shard, or a
-few chunks) at a time and each unit in depth slabs, reading from each tile only the samples the
-slab needs, so memory is one write unit plus one slab of tile parts whatever the mosaic's size.
-Everything is written atomically from the tiles' files alone: re-running gives the same bytes.
+as an OME-Zarr pyramid ``(z, y, x)`` in µm. The pyramid is produced by write units (a shard, or a
+few chunks), each in depth slabs, reading from each tile only the samples the slab needs, so
+memory is a few units plus their slabs of tile parts whatever the mosaic's size. Units are
+written in parallel, one per core, as far as half the available memory holds their working sets
+(a 1024² × 500 float32 shard is 2 GB: on a 24 GB host, one at a time). Everything is written
+atomically from the tiles' files alone: re-running gives the same bytes.
 """
 
 from __future__ import annotations
@@ -216,7 +218,7 @@ def stitch_volumes(config_data: dict[str, Any], mosaic_data: dict[str, Any]) -> 
         produce = _produce(layout, read, mode, mask if is_masked(modality) else None)
         path = write_pyramid(
             folder / naming.mosaic_zarr_name(mosaic.mosaic, modality), _Blended(layout.shape, produce),
-            (size_z, size_y, size_x), zarr_config=config.zarr_config, overwrite=True, workers=1,
+            (size_z, size_y, size_x), zarr_config=config.zarr_config, overwrite=True, workers=None,
             reduction=reduction_for(modality), window=ORIENTATION_WINDOW if mode is BlendMode.CIRCULAR_180 else None,
         )
         outputs[modality] = str(path)

@@ -9,7 +9,6 @@ peak with the raw tile itself is ~2.8× (per-thread scratch is a few B-lines).
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from opticstream_napari.host import usable_cores
 from opticstream_napari.processing.psoct.enface import EnfaceParams, enface_maps
 from opticstream_napari.processing.psoct.spectral import FULL_SCALE_16BIT, SpectralReconstructor, Volumes
 from opticstream_napari.processing.psoct.surface import (
@@ -58,10 +58,6 @@ class TileResult:
 
 
 SurfaceSpec = str | int | npt.NDArray[np.integer]
-
-
-def default_workers() -> int:
-    return len(os.sched_getaffinity(0))
 
 
 def volume_buffers(reconstructor: SpectralReconstructor, blines: int) -> Volumes:
@@ -114,7 +110,7 @@ def reconstruct_spectral_tile(
             raw_surface[b0:b1] = gradient_surface(volumes.dbi[b0:b1])
         return t1 - t0, time.perf_counter() - t1
 
-    with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
+    with ThreadPoolExecutor(max_workers=workers or usable_cores()) as pool:
         spent = list(pool.map(volumes_of, blocks))
         times.volumes = sum(v for v, _ in spent)
         times.surface = sum(s for _, s in spent)
