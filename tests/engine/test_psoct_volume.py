@@ -21,6 +21,7 @@ from PIL import Image
 from opticstream_napari import naming
 from opticstream_napari.config import PSOCTScanConfig, VolumeModality, ZarrConfig
 from opticstream_napari.engine.pipelines import psoct_volume
+from opticstream_napari.engine.pipelines.psoct import PSOCTPipeline
 from opticstream_napari.engine.pipelines.psoct_mosaic import TileMaps, mosaic_tiles, stitched_folder
 from opticstream_napari.engine.pipelines.psoct_tile import tile_output_path
 from opticstream_napari.engine.pipelines.psoct_volume import focus_plane_path, fused_positions, stitch_volumes
@@ -184,6 +185,34 @@ def test_volume_mosaics_are_micrometre_pyramids_matching_the_tiles(focus_run: Fo
             assert inside.mean() > 0.5
             assert (found[:, overlap][inside] >= low[:, overlap][inside] - 1e-3).all()
             assert (found[:, overlap][inside] <= high[:, overlap][inside] + 1e-3).all()
+
+
+def test_volume_step_writes_on_the_threads_its_task_was_given(
+    focus_run: FocusRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The executor splits the cores between its tasks; the volume step's parallel units stay in
+    that share instead of taking every core of the host."""
+    config = focus_run.config.model_copy(deep=True)
+    config.project_base_path = tmp_path / "project"
+    shutil.copytree(focus_run.config.project_base_path, config.project_base_path,
+                    ignore=shutil.ignore_patterns("*.ome.zarr", "state.db*"))
+    config.volume_modalities = [VolumeModality.O3D]
+    given = []
+    write = psoct_volume.write_pyramid
+
+    def recording(*args, **kwargs):
+        given.append(kwargs["cores"])
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(psoct_volume, "write_pyramid", recording)
+    stitch_volumes(config.model_dump(mode="json"), mosaics(config)[0].to_dict(), 3)
+    stitch_volumes(config.model_dump(mode="json"), mosaics(config)[0].to_dict())
+    assert given == [3, None]
+
+    with StateService.connect(f"sqlite:///{tmp_path / 'state.db'}") as state:
+        pipeline = PSOCTPipeline(config, config.project_base_path, state, lambda _message: None, task_threads=3)
+        (job,) = pipeline._check_volumes(mosaics(config)[0])
+    assert job.fn is stitch_volumes and job.args[2] == 3
 
 
 def test_volume_mosaics_are_idempotent_and_independent_of_slabs_and_chunks(

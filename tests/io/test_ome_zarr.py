@@ -96,18 +96,19 @@ class _ThreadRecorder:
         return self.data[region]
 
 
-@pytest.mark.parametrize(("available", "parallel"), [(2**40, True), (0, False)])
+@pytest.mark.parametrize(("available", "cores", "parallel"), [(2**40, None, True), (0, None, False), (2**40, 1, False)])
 def test_write_pyramid_picks_its_workers_from_cores_and_memory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, available: int, parallel: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, available: int, cores: int | None, parallel: bool
 ) -> None:
-    """``workers=None`` writes units on a pool when memory allows and on the calling thread when
-    it does not; the bytes are the same either way."""
+    """``workers=None`` writes units on a pool when memory and cores allow (the process's cores,
+    or the share given as ``cores``) and on the calling thread otherwise; the bytes are the same."""
     monkeypatch.setattr(ome_zarr, "available_memory", lambda: available)
     monkeypatch.setattr(ome_zarr, "usable_cores", lambda: 4)
     data = _volume((8, 64, 64))
     config = ZarrConfig(chunk=16, shard=32)
     source = _ThreadRecorder(data)
-    auto = open_pyramid(write_pyramid(tmp_path / "auto.ome.zarr", source, VOXEL, zarr_config=config, workers=None))
+    auto = open_pyramid(write_pyramid(tmp_path / "auto.ome.zarr", source, VOXEL, zarr_config=config, workers=None,
+                                      cores=cores))
     one = open_pyramid(write_pyramid(tmp_path / "one.ome.zarr", data, VOXEL, zarr_config=config, workers=1))
     on_pool = {name.startswith("ome-zarr") for name in source.threads}
     assert on_pool == {parallel}

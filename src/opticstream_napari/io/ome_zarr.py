@@ -450,13 +450,15 @@ def write_pyramid(
     zarr_config: ZarrConfig | None = None,
     *,
     workers: int | None = 2,
+    cores: int | None = None,
     overwrite: bool = False,
     **metadata: Any,
 ) -> Path:
     """Write a whole array (numpy, memmap, anything sliceable) as a finished pyramid.
 
     The array is streamed in write units (a shard, or a few chunks), ``workers`` at a time
-    (None: :func:`affordable_workers`), so only a few units are ever in memory. The store is
+    (None: :func:`affordable_workers` on ``cores``, by default every core this process may use:
+    a task of an executor passes its share), so only a few units are ever in memory. The store is
     built under a hidden temporary name and renamed into place. ``metadata`` goes to
     :func:`create_pyramid` (``name``, ``window``, ``color``, ...).
     """
@@ -471,7 +473,7 @@ def write_pyramid(
             tmp, array.shape, dtype, voxel_size_um, axes, zarr_config, **metadata
         )
         if workers is None:
-            workers = affordable_workers(pyramid.unit_bytes())
+            workers = affordable_workers(pyramid.unit_bytes(), cores=cores)
         fill_pyramid(pyramid, lambda region: np.asarray(array[region]), workers=workers)
         pyramid.mark_complete()
     return final

@@ -227,7 +227,7 @@ class PSOCTPipeline:
             self._awaiting_focus.setdefault(bucket, set()).add(mosaic)
             return []
         self._volumes.add(mosaic)
-        return [Job(mosaic, stitch_volumes, (self._data, mosaic.to_dict()),
+        return [Job(mosaic, stitch_volumes, (self._data, mosaic.to_dict(), self._threads),
                     partial(self._volumes_done, mosaic), partial(self._volumes_failed, mosaic))]
 
     def _volumes_done(self, mosaic: PSOCTMosaicId, result: dict[str, Any]) -> list[Job]:

@@ -13,7 +13,8 @@ positions (O3D as the weighted circular mean of an angle), masked with the AIP m
 as an OME-Zarr pyramid ``(z, y, x)`` in µm. The pyramid is produced by write units (a shard, or a
 few chunks), each in depth slabs, reading from each tile only the samples the slab needs, so
 memory is a few units plus their slabs of tile parts whatever the mosaic's size. Units are
-written in parallel, one per core, as far as half the available memory holds their working sets
+written in parallel, one per core of the task's share (``threads``, from the executor), as far as
+half the available memory holds their working sets
 (a 1024² × 500 float32 shard is 2 GB: on a 24 GB host, one at a time). Everything is written
 atomically from the tiles' files alone: re-running gives the same bytes.
 """
@@ -196,8 +197,11 @@ def _tissue(config: PSOCTScanConfig, mosaic: PSOCTMosaicId, plane_shape: tuple[i
     return mask
 
 
-def stitch_volumes(config_data: dict[str, Any], mosaic_data: dict[str, Any]) -> dict[str, Any]:
-    """Executor entry point: the focus plane (fitted or reused) and every volume mosaic.
+def stitch_volumes(
+    config_data: dict[str, Any], mosaic_data: dict[str, Any], threads: int | None = None
+) -> dict[str, Any]:
+    """Executor entry point: the focus plane (fitted or reused) and every volume mosaic, written
+    on at most ``threads`` cores (the task's share of the executor; None: every core).
 
     Returns ``{"outputs": {modality: zarr path}, "focus": {"bucket", "source", "path"}}``.
     """
@@ -218,7 +222,7 @@ def stitch_volumes(config_data: dict[str, Any], mosaic_data: dict[str, Any]) -> 
         produce = _produce(layout, read, mode, mask if is_masked(modality) else None)
         path = write_pyramid(
             folder / naming.mosaic_zarr_name(mosaic.mosaic, modality), _Blended(layout.shape, produce),
-            (size_z, size_y, size_x), zarr_config=config.zarr_config, overwrite=True, workers=None,
+            (size_z, size_y, size_x), zarr_config=config.zarr_config, overwrite=True, workers=None, cores=threads,
             reduction=reduction_for(modality), window=ORIENTATION_WINDOW if mode is BlendMode.CIRCULAR_180 else None,
         )
         outputs[modality] = str(path)
