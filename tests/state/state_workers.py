@@ -12,18 +12,24 @@ from opticstream_napari.state.hierarchy import ProjectKey
 from opticstream_napari.state.service import StateService
 
 PROJECT = ProjectKey("psoct", "race")
+WORK_SECONDS = 0.02  # per tile in claim_and_complete
 
 
 def claim_and_complete(
     url: str, worker: str, start: Barrier, results: Queue  # type: ignore[type-arg]
 ) -> None:
-    """Take tiles until none are left; each completion also bumps its batch's attempts."""
+    """Take tiles until none are left; each completion also bumps its batch's attempts.
+
+    Each tile takes ``WORK_SECONDS``, as real work does: without it one worker can take every
+    tile before the others' first claim gets the database (seen on a busy 2-core machine).
+    """
     state = StateService.connect(url)
     start.wait(60)
     completed = []
     with keep_alive(state, PROJECT, worker, interval=0.5):
         while held := claim(state, PROJECT, worker, limit=2, heartbeat_timeout=30):
             for unit in held:
+                time.sleep(WORK_SECONDS)
                 with state.update(unit.ident.parent) as batch:  # type: ignore[union-attr]
                     batch.mark_started()
                 complete(state, unit)
