@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from opticstream_napari.io import preview
 from opticstream_napari.io.output import OutputError
 from opticstream_napari.io.preview import (
+    JPEG_MAX_SIDE,
     default_window,
     grey_image,
     orientation_image,
@@ -66,3 +68,23 @@ def test_write_preview_grey_and_colour(tmp_path: Path) -> None:
     blocker = tmp_path / "mosaic_001_aip.jpg"
     with pytest.raises(OutputError, match=re.escape(str(blocker))):
         write_preview(blocker / "x.jpg", aip, "aip")
+
+
+def test_a_preview_taller_than_a_jpeg_can_be_is_shrunk_to_fit(tmp_path: Path) -> None:
+    """A hundred-strip light-sheet mosaic is over 100,000 rows; libjpeg stops at 65,500."""
+    tall = np.tile(np.array([[0, 1000, 1000, 0]], np.uint16), (70_000, 1))
+    path = write_preview(tmp_path / "tall.jpg", tall, "mip", window=(0.0, 1000.0), max_size=100_000)
+    with Image.open(path) as image:
+        assert image.size[1] == JPEG_MAX_SIDE and image.size[0] >= 1
+        middle = np.asarray(image)[JPEG_MAX_SIDE // 2]
+    assert middle.max() > 200, "the bright columns survive the shrink"
+
+
+def test_grey_levels_are_the_same_made_in_row_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = np.linspace(-5.0, 15.0, 7 * 5, dtype=np.float32).reshape(7, 5)
+    data[3, 2] = np.nan
+    whole = grey_image(data, (0.0, 10.0))
+    monkeypatch.setattr(preview, "_BLOCK_PIXELS", 10)
+    np.testing.assert_array_equal(grey_image(data, (0.0, 10.0)), whole)
+    expected = np.nan_to_num(np.clip(data / 10.0, 0, 1) * 255.0, nan=0.0).astype(np.uint8)
+    np.testing.assert_array_equal(whole, expected)

@@ -2,7 +2,9 @@
 
 Intensity modalities are windowed grey; orientation is colour: hue from the angle in degrees
 (180°-periodic, so -90° and +90° share a hue; the original fed degrees to a radians formula),
-brightness from retardance or AIP when given. Uncovered (NaN) pixels are black.
+brightness from retardance or AIP when given. Uncovered (NaN) pixels are black. A JPEG side
+holds at most 65,500 pixels (libjpeg's limit), so a preview larger than that, or than the
+caller's ``max_size``, is shrunk; a light-sheet channel mosaic of a hundred strips is taller.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from opticstream_napari.io.output import ensure_output_dir
 
 _PERCENTILES = (1.0, 99.0)
 _SAMPLE = 1 << 20
+_BLOCK_PIXELS = 1 << 22  # grey levels are made this many pixels at a time, so float copies stay small
+JPEG_MAX_SIDE = 65_500
 ORIENTATION_WINDOW = (-90.0, 90.0)
 
 
@@ -30,11 +34,12 @@ def default_window(data: np.ndarray, modality: str = "") -> tuple[float, float]:
     """
     if modality.lower() in ("ori", "o3d"):
         return ORIENTATION_WINDOW
-    finite = data[np.isfinite(data)]
+    sample = data.reshape(-1)
+    if sample.size > _SAMPLE:
+        sample = sample[:: sample.size // _SAMPLE]
+    finite = sample[np.isfinite(sample)]
     if finite.size == 0:
         return (0.0, 1.0)
-    if finite.size > _SAMPLE:
-        finite = finite[:: finite.size // _SAMPLE]
     lo, hi = (float(v) for v in np.percentile(finite, _PERCENTILES))
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
@@ -46,8 +51,13 @@ def _unit(data: np.ndarray, window: tuple[float, float]) -> np.ndarray:
 
 
 def grey_image(data: np.ndarray, window: tuple[float, float]) -> np.ndarray:
-    """uint8 ``(y, x)``: the window stretched to 0-255, NaN black."""
-    return np.nan_to_num(_unit(data, window) * 255.0, nan=0.0).astype(np.uint8)
+    """uint8 ``(y, x)``: the window stretched to 0-255, NaN black; made in row blocks, so a
+    mosaic of hundreds of megapixels needs no float copy of itself."""
+    out = np.empty(data.shape, dtype=np.uint8)
+    rows = max(1, _BLOCK_PIXELS // max(1, data[:1].size))
+    for r0 in range(0, len(data), rows):
+        out[r0:r0 + rows] = np.nan_to_num(_unit(data[r0:r0 + rows], window) * 255.0, nan=0.0)
+    return out
 
 
 def orientation_image(
@@ -101,7 +111,7 @@ def write_preview(
     quality: int = 90,
 ) -> Path:
     """Write a JPEG (a PNG when ``path`` ends in ``.png``) of a ``(y, x)`` mosaic, shrunk to at
-    most ``max_size`` pixels a side.
+    most ``max_size`` (and :data:`JPEG_MAX_SIDE`) pixels a side.
 
     Orientation (``ori``, ``O3D``) is drawn in colour with ``value`` as brightness; every other
     modality is grey in ``window`` (default :func:`default_window`).
@@ -110,11 +120,12 @@ def write_preview(
         raise ValueError(f"a preview is drawn from a 2D (y, x) mosaic, found shape {mosaic.shape}")
     path = Path(path)
     ensure_output_dir(path.parent)
+    side = max(1, min(max_size, JPEG_MAX_SIDE))
     if modality.lower() in ("ori", "o3d"):
         image = Image.fromarray(orientation_image(mosaic, value))
     else:
         image = Image.fromarray(grey_image(mosaic, window or default_window(mosaic, modality)))
-    image.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
+    image.thumbnail((side, side), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     if path.suffix.lower() == ".png":
         image.save(buffer, format="PNG")

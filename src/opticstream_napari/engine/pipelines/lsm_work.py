@@ -6,32 +6,35 @@ folder and the outputs are checked against the config's size thresholds.
 
 Channel: each strip MIP is split into the two camera halves (``ch1``, ``ch2``) along its first
 axis, and the halves of strips 1..N are concatenated along that axis: a concatenation, not a
-registration, as in the original.
+registration, as in the original. Its JPEG previews are shrunk to :data:`PREVIEW_MAX_SIDE`: a
+hundred strips make a mosaic taller than a JPEG can be (the original's full-size JPEG fails
+there). Each preview is written before its TIFF, which is the output the viewer and the state
+take as done.
 """
 
 from __future__ import annotations
 
-import io
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tifffile
-from PIL import Image
 
 from opticstream_napari import naming
 from opticstream_napari.config import LSMScanConfig
 from opticstream_napari.identity import LSMChannelId, LSMStripId
-from opticstream_napari.io.atomic import atomic_path, atomic_write_bytes
+from opticstream_napari.io.atomic import atomic_path
 from opticstream_napari.io.ome_zarr import write_pyramid
-from opticstream_napari.io.preview import default_window, grey_image
+from opticstream_napari.io.preview import default_window, write_preview
 from opticstream_napari.io.zyla import ZylaStrip
 
 VOXEL_UM = (1.0, 1.0, 1.0)  # the strip's voxel size is not in the config; the original wrote 1 µm too
 _GB = 2**30
 _MB = 2**20
 _HALVES = ("ch1", "ch2")
+PREVIEW_MAX_SIDE = 16_384  # a strip's halves keep full resolution; a channel mosaic is shrunk
+PREVIEW_QUALITY = 85
 
 
 class StripCheckError(ValueError):
@@ -60,9 +63,7 @@ def _write_tiff(path: Path, data: np.ndarray) -> Path:
 
 
 def _write_jpeg(path: Path, data: np.ndarray, window: tuple[float, float]) -> Path:
-    buffer = io.BytesIO()
-    Image.fromarray(grey_image(data, window)).convert("RGB").save(buffer, format="JPEG", quality=85)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return write_preview(path, data, "mip", window=window, max_size=PREVIEW_MAX_SIDE, quality=PREVIEW_QUALITY)
 
 
 def _window(config: LSMScanConfig, data: np.ndarray) -> tuple[float, float]:
@@ -109,6 +110,6 @@ def stitch_channel_mip(config_data: dict[str, Any], channel_data: dict[str, Any]
     outputs = {}
     for index, half in enumerate(_HALVES):
         mosaic = np.concatenate([np.array_split(m, 2, axis=0)[index] for m in mips], axis=0)
-        outputs[half] = str(_write_tiff(root / naming.lsm_channel_mip_name(channel, half), mosaic))
         _write_jpeg(root / naming.lsm_channel_mip_name(channel, half, "jpg"), mosaic, _window(config, mosaic))
+        outputs[half] = str(_write_tiff(root / naming.lsm_channel_mip_name(channel, half), mosaic))
     return {"outputs": outputs, "mip_count": len(mips)}
