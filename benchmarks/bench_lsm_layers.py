@@ -4,8 +4,9 @@ The viewer shows each camera's channel MIP growing strip by strip; every new str
 makes the mediator's worker thread rebuild the in-memory levels of both halves of that camera
 (``lsm_slice_layer_specs``). This script writes a slice's strip MIPs one by one, at the size a
 real Zyla strip gives (2048 columns; a 25 GB strip folder holds about 3000 frames), calls the
-rebuild after each as the viewer does, and prints its time against the number of strips so far,
-then the same for the stitched channel mosaic that replaces them. Usage::
+rebuild after each as the viewer does, and prints its time against the number of strips so far.
+Then it runs the channel step that concatenates the strips (its time and peak memory, in a
+worker process as the engine runs it) and times the switch to the stitched mosaics. Usage::
 
     .venv/bin/python benchmarks/bench_lsm_layers.py [--strips 100] [--columns 2048] [--frames 3000]
         [--scratch /tmp/some-unique-folder]
@@ -14,10 +15,13 @@ then the same for the stitched channel mosaic that replaces them. Usage::
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import resource
 import shutil
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -64,9 +68,15 @@ def run(scratch: Path, strips: int, columns: int, frames: int) -> None:
     seconds = [s for _, s, _ in timings]
     print(f"  all updates: median {statistics.median(seconds) * 1e3:.1f} ms, "
           f"longest {max(seconds) * 1e3:.1f} ms, total {sum(seconds):.1f} s")
-    for channel in CHANNELS:
-        stitch_channel_mip(config.model_dump(mode="json"),
-                           LSMChannelId(config.project_name, SLICE, channel).to_dict())
+    start = time.perf_counter()
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for channel in CHANNELS:
+            pool.submit(stitch_channel_mip, config.model_dump(mode="json"),
+                        LSMChannelId(config.project_name, SLICE, channel).to_dict()).result()
+    child_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    print(f"  channel step (both cameras, in a worker process as the engine runs it): "
+          f"{time.perf_counter() - start:.1f} s, the worker's peak RSS {child_gib:.2f} GiB "
+          f"(one camera's strip MIPs: {strips * columns * frames * 2 / 2**30:.2f} GiB)")
     start = time.perf_counter()
     found = lsm_slice_layer_specs(config, SLICE, known)
     seconds_final = time.perf_counter() - start

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from opticstream_napari.io import preview
 from opticstream_napari.io.output import OutputError
 from opticstream_napari.io.preview import (
     JPEG_MAX_SIDE,
+    block_means,
     default_window,
     grey_image,
     orientation_image,
@@ -88,3 +90,38 @@ def test_grey_levels_are_the_same_made_in_row_blocks(monkeypatch: pytest.MonkeyP
     np.testing.assert_array_equal(grey_image(data, (0.0, 10.0)), whole)
     expected = np.nan_to_num(np.clip(data / 10.0, 0, 1) * 255.0, nan=0.0).astype(np.uint8)
     np.testing.assert_array_equal(whole, expected)
+
+
+def test_block_means_skip_nan_and_keep_ragged_edges(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = np.arange(5 * 7, dtype=np.float32).reshape(5, 7)
+    data[0, 0] = np.nan
+    data[4, 6] = np.nan
+    means = block_means(data, 2)
+    assert means.shape == (3, 4)
+    assert means[0, 0] == pytest.approx(16 / 3), "NaN samples do not count: (1 + 7 + 8) / 3"
+    assert np.isnan(means[2, 3]), "a block with no finite sample stays uncovered"
+    assert means[2, 0] == pytest.approx(28.5) and means[1, 3] == pytest.approx(23.5), "edge blocks: 28, 29 and 20, 27"
+    monkeypatch.setattr(preview, "_BLOCK_PIXELS", 8)
+    np.testing.assert_array_equal(block_means(data, 2), means, "made in bands of one block row")
+
+
+def test_a_large_grey_preview_averages_what_it_shrinks(tmp_path: Path) -> None:
+    stripes = np.tile(np.array([0, 1000], np.uint16), (400, 200))  # 400 × 400, one-pixel stripes
+    path = write_preview(tmp_path / "stripes.png", stripes, "mip", window=(0.0, 1000.0), max_size=100)
+    with Image.open(path) as image:
+        assert image.size == (100, 100)
+        pixels = np.asarray(image)
+    assert np.abs(pixels.astype(int) - 127).max() <= 1, "mid-grey, not a stride's stripes"
+
+
+def test_a_preview_of_a_mapped_mosaic_needs_no_full_size_copy(tmp_path: Path) -> None:
+    """A channel MIP mosaic can be larger than memory: the preview is made a band at a time."""
+    mosaic = np.lib.format.open_memmap(tmp_path / "mosaic.npy", mode="w+", dtype=np.uint16, shape=(8192, 4096))
+    mosaic[:] = 500
+    tracemalloc.start()
+    try:
+        write_preview(tmp_path / "mosaic.jpg", mosaic, "mip", window=(0.0, 1000.0), max_size=256)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 24 * 2**20, f"peak {peak / 2**20:.1f} MiB; one uint8 copy of the mosaic alone is 32 MiB"

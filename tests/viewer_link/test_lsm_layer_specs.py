@@ -89,8 +89,8 @@ def test_each_strip_is_read_once_however_often_the_mosaic_is_rebuilt(lsm_config:
     """A slice of a hundred strips is rebuilt a hundred times; only the new strip's samples are read."""
     monkeypatch.setattr(lsm_layer_specs, "_BLOCKS", lsm_layer_specs._StripBlocks(2**30))
     reads: list[str] = []
-    original = lsm_layer_specs._read
-    monkeypatch.setattr(lsm_layer_specs, "_read", lambda path: reads.append(path.name) or original(path))
+    original = lsm_layer_specs.read_mip
+    monkeypatch.setattr(lsm_layer_specs, "read_mip", lambda path: reads.append(path.name) or original(path))
     write_strip_mip(lsm_config, 1, 1)
     write_strip_mip(lsm_config, 1, 3)
     first = slice_layer_specs(lsm_config, 1, {})

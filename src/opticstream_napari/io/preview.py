@@ -21,7 +21,7 @@ from opticstream_napari.io.output import ensure_output_dir
 
 _PERCENTILES = (1.0, 99.0)
 _SAMPLE = 1 << 20
-_BLOCK_PIXELS = 1 << 22  # grey levels are made this many pixels at a time, so float copies stay small
+_BLOCK_PIXELS = 1 << 20  # previews are made this many source pixels at a time, so float copies stay small
 JPEG_MAX_SIDE = 65_500
 ORIENTATION_WINDOW = (-90.0, 90.0)
 
@@ -57,6 +57,27 @@ def grey_image(data: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     rows = max(1, _BLOCK_PIXELS // max(1, data[:1].size))
     for r0 in range(0, len(data), rows):
         out[r0:r0 + rows] = np.nan_to_num(_unit(data[r0:r0 + rows], window) * 255.0, nan=0.0)
+    return out
+
+
+def block_means(data: np.ndarray, factor: int) -> np.ndarray:
+    """float32 means of the finite samples of each ``factor`` × ``factor`` block (NaN where none),
+    made a band of rows at a time: a preview of a mosaic far larger than memory needs memory of
+    its own size only, and the mosaic may be a mapped file."""
+    height, width = (-(-n // factor) for n in data.shape)
+    out = np.empty((height, width), dtype=np.float32)
+    band = max(1, _BLOCK_PIXELS // (factor * factor * width))
+    for o0 in range(0, height, band):
+        rows = data[o0 * factor:(o0 + band) * factor].astype(np.float32)
+        blocks = -(-rows.shape[0] // factor)
+        padded = np.full((blocks * factor, width * factor), np.nan, dtype=np.float32)
+        padded[:rows.shape[0], :rows.shape[1]] = rows
+        padded = padded.reshape(blocks, factor, width, factor)
+        finite = np.isfinite(padded)
+        count = finite.sum(axis=(1, 3))
+        total = np.where(finite, padded, 0.0).sum(axis=(1, 3))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[o0:o0 + blocks] = np.where(count > 0, total / count, np.nan)
     return out
 
 
@@ -111,7 +132,8 @@ def write_preview(
     quality: int = 90,
 ) -> Path:
     """Write a JPEG (a PNG when ``path`` ends in ``.png``) of a ``(y, x)`` mosaic, shrunk to at
-    most ``max_size`` (and :data:`JPEG_MAX_SIDE`) pixels a side.
+    most ``max_size`` (and :data:`JPEG_MAX_SIDE`) pixels a side: grey ones first by whole-block
+    means (:func:`block_means`), then, like orientation, by Lanczos resampling.
 
     Orientation (``ori``, ``O3D``) is drawn in colour with ``value`` as brightness; every other
     modality is grey in ``window`` (default :func:`default_window`).
@@ -124,7 +146,9 @@ def write_preview(
     if modality.lower() in ("ori", "o3d"):
         image = Image.fromarray(orientation_image(mosaic, value))
     else:
-        image = Image.fromarray(grey_image(mosaic, window or default_window(mosaic, modality)))
+        window = window or default_window(mosaic, modality)
+        factor = max(mosaic.shape) // side
+        image = Image.fromarray(grey_image(block_means(mosaic, factor) if factor > 1 else mosaic, window))
     image.thumbnail((side, side), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     if path.suffix.lower() == ".png":

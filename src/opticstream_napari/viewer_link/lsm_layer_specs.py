@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import tifffile
 
 from opticstream_napari import naming
 from opticstream_napari.config import LSMScanConfig
 from opticstream_napari.engine.pipelines.lsm_work import VOXEL_UM
 from opticstream_napari.identity import LSMChannelId, LSMStripId
+from opticstream_napari.io.mip_tiff import read_mip
 from opticstream_napari.io.preview import default_window
 from opticstream_napari.viewer_link.layer_specs import UNITS, LayerSpec, SliceLayers, layer_title
 
@@ -70,7 +70,7 @@ def lsm_slice_layer_specs(config: LSMScanConfig, slice_id: int, known: dict[tupl
                 continue
             try:
                 if final.is_file():
-                    mosaic = _read(final)
+                    mosaic = read_mip(final)
                     step = _stride(mosaic.shape)
                     levels = _levels(mosaic.shape, [(0, np.ascontiguousarray(mosaic[::step, ::step]))], step)
                 else:
@@ -101,21 +101,13 @@ def _kwargs(name: str, scale: tuple[float, float], config: LSMScanConfig, coarse
             "blending": "additive", "visible": channel == CHANNELS[0]}
 
 
-def _read(path: Path) -> np.ndarray:
-    """The TIFF mapped when it is stored plainly (as the engine writes it), so strided reads touch a fraction."""
-    try:
-        return tifffile.memmap(path, mode="r")
-    except ValueError:
-        return tifffile.imread(path)
-
-
 def _strip_levels(strips: dict[int, Path], count: int, index: int) -> tuple[list[np.ndarray], int]:
     """The growing mosaic of one half: strip ``s`` at rows ``(s - 1) · h``, every strip ``h`` rows high.
 
     Each strip's strided rows are read once (:data:`_BLOCKS`): a slice of a hundred strips is
     rebuilt a hundred times as they land, and would otherwise be read from disk each time.
     """
-    halves = {s: np.array_split(_read(path), 2, axis=0)[index].shape for s, path in strips.items()}
+    halves = {s: np.array_split(read_mip(path), 2, axis=0)[index].shape for s, path in strips.items()}
     first = halves[min(halves)]
     for s, shape in halves.items():
         if shape != first:
@@ -165,7 +157,7 @@ class _StripBlocks:
             if key in self._blocks:
                 self._blocks.move_to_end(key)
                 return self._blocks[key]
-        block = np.ascontiguousarray(np.array_split(_read(path), 2, axis=0)[index][skip::step, ::step])
+        block = np.ascontiguousarray(np.array_split(read_mip(path), 2, axis=0)[index][skip::step, ::step])
         with self._lock:
             if key not in self._blocks:
                 self._blocks[key] = block

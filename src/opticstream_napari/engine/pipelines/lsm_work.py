@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tifffile
 
 from opticstream_napari import naming
 from opticstream_napari.config import LSMScanConfig
 from opticstream_napari.identity import LSMChannelId, LSMStripId
 from opticstream_napari.io.atomic import atomic_path
+from opticstream_napari.io.mip_tiff import common_mip_shape, mapped_mip, read_mip, write_mip
 from opticstream_napari.io.ome_zarr import write_pyramid
 from opticstream_napari.io.preview import default_window, write_preview
 from opticstream_napari.io.zyla import ZylaStrip
@@ -56,12 +56,6 @@ def _check_size(path: Path, minimum: float, unit: int, what: str, field: str) ->
         )
 
 
-def _write_tiff(path: Path, data: np.ndarray) -> Path:
-    with atomic_path(path) as tmp:
-        tifffile.imwrite(tmp, data)
-    return path
-
-
 def _write_jpeg(path: Path, data: np.ndarray, window: tuple[float, float]) -> Path:
     return write_preview(path, data, "mip", window=window, max_size=PREVIEW_MAX_SIDE, quality=PREVIEW_QUALITY)
 
@@ -85,7 +79,7 @@ def compress_strip(config_data: dict[str, Any], strip_data: dict[str, Any], fold
     outputs = {"zarr": str(zarr)}
     if config.generate_mip:
         mip = np.asarray(data.max(axis=0).compute(), dtype=np.uint16)
-        tiff = _write_tiff(root / naming.lsm_strip_mip_name(strip), mip)
+        tiff = write_mip(root / naming.lsm_strip_mip_name(strip), mip)
         _check_size(tiff, config.compressed_min_mip_mb, _MB, "the strip MIP", "compressed_min_mip_mb")
         outputs["mip"] = str(tiff)
         axis = int(np.argmax(mip.shape))
@@ -95,7 +89,11 @@ def compress_strip(config_data: dict[str, Any], strip_data: dict[str, Any], fold
 
 
 def stitch_channel_mip(config_data: dict[str, Any], channel_data: dict[str, Any]) -> dict[str, Any]:
-    """Executor entry point: the ``ch1``/``ch2`` MIP mosaics of a channel (TIFF and JPEG)."""
+    """Executor entry point: the ``ch1``/``ch2`` MIP mosaics of a channel (TIFF and JPEG).
+
+    Each half is filled strip by strip through a mapped TIFF: the step holds one strip, not the
+    slice (a hundred strips of 40 000 frames make 8 GB per half).
+    """
     config = LSMScanConfig.model_validate(config_data)
     channel = LSMChannelId.from_dict(channel_data)
     root = config.output_root
@@ -106,10 +104,17 @@ def stitch_channel_mip(config_data: dict[str, Any], channel_data: dict[str, Any]
         raise FileNotFoundError(
             f"{channel}: {len(missing)} of {config.strips_per_slice} strip MIPs are missing: {', '.join(missing)}"
         )
-    mips = [tifffile.imread(p) for p in paths]
+    rows, columns = common_mip_shape(paths)
+    split = -(-rows // 2)  # the first half takes the odd row, as np.array_split does
     outputs = {}
-    for index, half in enumerate(_HALVES):
-        mosaic = np.concatenate([np.array_split(m, 2, axis=0)[index] for m in mips], axis=0)
-        _write_jpeg(root / naming.lsm_channel_mip_name(channel, half, "jpg"), mosaic, _window(config, mosaic))
-        outputs[half] = str(_write_tiff(root / naming.lsm_channel_mip_name(channel, half), mosaic))
-    return {"outputs": outputs, "mip_count": len(mips)}
+    for half, (r0, r1) in zip(_HALVES, ((0, split), (split, rows)), strict=True):
+        final = root / naming.lsm_channel_mip_name(channel, half)
+        with atomic_path(final) as tmp:
+            mosaic = mapped_mip(tmp, (len(paths) * (r1 - r0), columns))
+            for i, path in enumerate(paths):
+                mosaic[i * (r1 - r0):(i + 1) * (r1 - r0)] = read_mip(path)[r0:r1]
+            mosaic.flush()
+            _write_jpeg(root / naming.lsm_channel_mip_name(channel, half, "jpg"), mosaic, _window(config, mosaic))
+            del mosaic
+        outputs[half] = str(final)
+    return {"outputs": outputs, "mip_count": len(paths)}
