@@ -109,10 +109,11 @@ def stitch_channel_mip(config_data: dict[str, Any], channel_data: dict[str, Any]
     outputs = {}
     for half, (r0, r1) in zip(_HALVES, ((0, split), (split, rows)), strict=True):
         final = root / naming.lsm_channel_mip_name(channel, half)
+        height = r1 - r0
         with atomic_path(final) as tmp:
-            mosaic = mapped_mip(tmp, (len(paths) * (r1 - r0), columns))
+            mosaic = mapped_mip(tmp, (len(paths) * height, columns))
             for i, path in enumerate(paths):
-                mosaic[i * (r1 - r0):(i + 1) * (r1 - r0)] = read_mip(path)[r0:r1]
+                mosaic[i * height:(i + 1) * height] = read_mip(path)[r0:r1]
             mosaic.flush()
             _write_jpeg(root / naming.lsm_channel_mip_name(channel, half, "jpg"), mosaic, _window(config, mosaic))
             del mosaic
