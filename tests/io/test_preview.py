@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from opticstream_napari.io import preview
+from opticstream_napari.io.downsample import Reduction
 from opticstream_napari.io.output import OutputError
 from opticstream_napari.io.preview import (
     JPEG_MAX_SIDE,
-    block_means,
     default_window,
     grey_image,
     orientation_image,
@@ -92,19 +92,6 @@ def test_grey_levels_are_the_same_made_in_row_blocks(monkeypatch: pytest.MonkeyP
     np.testing.assert_array_equal(whole, expected)
 
 
-def test_block_means_skip_nan_and_keep_ragged_edges(monkeypatch: pytest.MonkeyPatch) -> None:
-    data = np.arange(5 * 7, dtype=np.float32).reshape(5, 7)
-    data[0, 0] = np.nan
-    data[4, 6] = np.nan
-    means = block_means(data, 2)
-    assert means.shape == (3, 4)
-    assert means[0, 0] == pytest.approx(16 / 3), "NaN samples do not count: (1 + 7 + 8) / 3"
-    assert np.isnan(means[2, 3]), "a block with no finite sample stays uncovered"
-    assert means[2, 0] == pytest.approx(28.5) and means[1, 3] == pytest.approx(23.5), "edge blocks: 28, 29 and 20, 27"
-    monkeypatch.setattr(preview, "_BLOCK_PIXELS", 8)
-    np.testing.assert_array_equal(block_means(data, 2), means, "made in bands of one block row")
-
-
 def test_a_large_grey_preview_averages_what_it_shrinks(tmp_path: Path) -> None:
     stripes = np.tile(np.array([0, 1000], np.uint16), (400, 200))  # 400 × 400, one-pixel stripes
     path = write_preview(tmp_path / "stripes.png", stripes, "mip", window=(0.0, 1000.0), max_size=100)
@@ -125,3 +112,19 @@ def test_a_preview_of_a_mapped_mosaic_needs_no_full_size_copy(tmp_path: Path) ->
     finally:
         tracemalloc.stop()
     assert peak < 24 * 2**20, f"peak {peak / 2**20:.1f} MiB; one uint8 copy of the mosaic alone is 32 MiB"
+
+
+def test_a_large_orientation_preview_is_pooled_as_angles_before_it_is_coloured(tmp_path: Path) -> None:
+    angles = np.tile(np.array([89.0, -89.0], np.float32), (1000, 500))  # across the ±90° wrap
+    retardance = np.tile(np.array([0.0, 10.0], np.float32), (1000, 500))
+    pooled, brightness = preview._halved(angles, retardance, 250, Reduction.CIRCULAR_180)
+    assert pooled.shape == brightness.shape == (250, 250), "halved while at least twice the side"
+    np.testing.assert_allclose(np.abs(pooled), 90.0, atol=1e-3)
+    np.testing.assert_allclose(brightness, 5.0)
+    path = write_preview(tmp_path / "ori.png", angles, "ori", value=retardance, max_size=250)
+    with Image.open(path) as image:
+        assert image.size == (250, 250)
+        red, green, blue = np.asarray(image).reshape(-1, 3).mean(axis=0)
+    assert red < 5 and green > 100 and blue > 100, "±90° is cyan, not the red of a 0° average"
+    with pytest.raises(ValueError, match=r"value \(3, 3\) does not match orientation \(1000, 1000\)"):
+        write_preview(tmp_path / "ori.png", angles, "ori", value=retardance[:3, :3], max_size=250)

@@ -17,11 +17,12 @@ import numpy as np
 from PIL import Image
 
 from opticstream_napari.io.atomic import atomic_write_bytes
+from opticstream_napari.io.downsample import Reduction, pool2
 from opticstream_napari.io.output import ensure_output_dir
 
 _PERCENTILES = (1.0, 99.0)
 _SAMPLE = 1 << 20
-_BLOCK_PIXELS = 1 << 20  # previews are made this many source pixels at a time, so float copies stay small
+_BLOCK_PIXELS = 1 << 20  # grey levels are made this many pixels at a time, so float copies stay small
 JPEG_MAX_SIDE = 65_500
 ORIENTATION_WINDOW = (-90.0, 90.0)
 
@@ -60,27 +61,6 @@ def grey_image(data: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     return out
 
 
-def block_means(data: np.ndarray, factor: int) -> np.ndarray:
-    """float32 means of the finite samples of each ``factor`` × ``factor`` block (NaN where none),
-    made a band of rows at a time: a preview of a mosaic far larger than memory needs memory of
-    its own size only, and the mosaic may be a mapped file."""
-    height, width = (-(-n // factor) for n in data.shape)
-    out = np.empty((height, width), dtype=np.float32)
-    band = max(1, _BLOCK_PIXELS // (factor * factor * width))
-    for o0 in range(0, height, band):
-        rows = data[o0 * factor:(o0 + band) * factor].astype(np.float32)
-        blocks = -(-rows.shape[0] // factor)
-        padded = np.full((blocks * factor, width * factor), np.nan, dtype=np.float32)
-        padded[:rows.shape[0], :rows.shape[1]] = rows
-        padded = padded.reshape(blocks, factor, width, factor)
-        finite = np.isfinite(padded)
-        count = finite.sum(axis=(1, 3))
-        total = np.where(finite, padded, 0.0).sum(axis=(1, 3))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[o0:o0 + blocks] = np.where(count > 0, total / count, np.nan)
-    return out
-
-
 def orientation_image(
     orientation_deg: np.ndarray,
     value: np.ndarray | None = None,
@@ -88,36 +68,40 @@ def orientation_image(
 ) -> np.ndarray:
     """uint8 ``(y, x, 3)``: hue = angle mod 180° over the colour wheel, saturation 1, value from
     ``value`` (e.g. retardance or AIP) windowed to [0, 1], or full brightness without it."""
+    _check_brightness(orientation_deg, value)
     hue = np.mod(orientation_deg.astype(np.float32), 180.0) / np.float32(180.0)
-    if value is None:
-        brightness = np.ones_like(hue)
-    else:
-        if value.shape != orientation_deg.shape:
-            raise ValueError(f"value {value.shape} does not match orientation {hue.shape}")
-        brightness = _unit(value, value_window or default_window(value))
+    brightness = np.ones_like(hue) if value is None else _unit(value, value_window or default_window(value))
     brightness = np.where(np.isfinite(hue), brightness, 0.0)
     rgb = _hsv_full_saturation(np.nan_to_num(hue, nan=0.0), np.nan_to_num(brightness, nan=0.0))
     return (rgb * 255.0 + 0.5).astype(np.uint8)
 
 
+def _check_brightness(orientation_deg: np.ndarray, value: np.ndarray | None) -> None:
+    if value is not None and value.shape != orientation_deg.shape:
+        raise ValueError(f"value {value.shape} does not match orientation {orientation_deg.shape}")
+
+
+def _halved(
+    mosaic: np.ndarray, value: np.ndarray | None, side: int, reduction: Reduction
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The mosaic (and brightness) pooled 2× at a time, as the pyramid levels are, until within
+    twice ``side``: a preview then never handles a full-size copy (colouring or windowing a large
+    mosaic costs seconds), and a mapped mosaic is read once, sequentially."""
+    while max(mosaic.shape) >= 2 * side:
+        mosaic = pool2(mosaic, reduction)
+        value = None if value is None else pool2(value)
+    return mosaic, value
+
+
 def _hsv_full_saturation(hue: np.ndarray, value: np.ndarray) -> np.ndarray:
-    sector = hue * 6.0
-    index = np.floor(sector).astype(np.int64) % 6
-    frac = sector - np.floor(sector)
-    rising, falling, zero = value * frac, value * (1.0 - frac), np.zeros_like(value)
-    table = [
-        (value, rising, zero),
-        (falling, value, zero),
-        (zero, value, rising),
-        (zero, falling, value),
-        (rising, zero, value),
-        (value, zero, falling),
-    ]
-    rgb = np.zeros((*hue.shape, 3), dtype=np.float32)
-    for sextant, channels in enumerate(table):
-        chosen = index == sextant
-        for c, channel in enumerate(channels):
-            rgb[..., c][chosen] = channel[chosen]
+    """RGB at full saturation of ``hue`` in [0, 1): each channel is a clipped triangle over the
+    colour wheel, so no per-sextant masks (which cost seconds on a large mosaic)."""
+    six = hue.astype(np.float32) * np.float32(6.0)
+    rgb = np.empty((*hue.shape, 3), dtype=np.float32)
+    rgb[..., 0] = np.clip(np.abs(six - 3.0) - 1.0, 0.0, 1.0)
+    rgb[..., 1] = np.clip(2.0 - np.abs(six - 2.0), 0.0, 1.0)
+    rgb[..., 2] = np.clip(2.0 - np.abs(six - 4.0), 0.0, 1.0)
+    rgb *= value[..., np.newaxis]
     return rgb
 
 
@@ -132,8 +116,8 @@ def write_preview(
     quality: int = 90,
 ) -> Path:
     """Write a JPEG (a PNG when ``path`` ends in ``.png``) of a ``(y, x)`` mosaic, shrunk to at
-    most ``max_size`` (and :data:`JPEG_MAX_SIDE`) pixels a side: grey ones first by whole-block
-    means (:func:`block_means`), then, like orientation, by Lanczos resampling.
+    most ``max_size`` (and :data:`JPEG_MAX_SIDE`) pixels a side: halved as the pyramid levels are
+    (orientation as angles) while at least twice too large, then resampled (Lanczos).
 
     Orientation (``ori``, ``O3D``) is drawn in colour with ``value`` as brightness; every other
     modality is grey in ``window`` (default :func:`default_window`).
@@ -144,11 +128,12 @@ def write_preview(
     ensure_output_dir(path.parent)
     side = max(1, min(max_size, JPEG_MAX_SIDE))
     if modality.lower() in ("ori", "o3d"):
-        image = Image.fromarray(orientation_image(mosaic, value))
+        _check_brightness(mosaic, value)
+        value_window = None if value is None else default_window(value)  # of every sample, as grey ones
+        image = Image.fromarray(orientation_image(*_halved(mosaic, value, side, Reduction.CIRCULAR_180), value_window))
     else:
         window = window or default_window(mosaic, modality)
-        factor = max(mosaic.shape) // side
-        image = Image.fromarray(grey_image(block_means(mosaic, factor) if factor > 1 else mosaic, window))
+        image = Image.fromarray(grey_image(_halved(mosaic, None, side, Reduction.MEAN)[0], window))
     image.thumbnail((side, side), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     if path.suffix.lower() == ".png":
