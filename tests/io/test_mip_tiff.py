@@ -47,3 +47,11 @@ def test_a_mapped_mip_is_a_tiff_once_flushed(tmp_path: Path) -> None:
     mosaic.flush()
     del mosaic
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "mosaic.tiff"), np.full((5, 3), 7, np.uint16))
+
+
+def test_a_file_that_is_no_tiff_is_named(tmp_path: Path) -> None:
+    broken = tmp_path / "strip_proc-mip.tiff"
+    broken.write_bytes(b"partial")
+    with pytest.raises(MipShapeError, match=re.escape(f"{broken}: a strip MIP is a 2D uint16 TIFF, found an "
+                                                      "unreadable file (not a TIFF file")):
+        mip_shape(broken)

@@ -39,9 +39,12 @@ def read_mip(path: str | os.PathLike[str]) -> np.ndarray:
 
 def mip_shape(path: Path) -> tuple[int, ...]:
     """Shape from the TIFF's header, checked to be a 2D uint16 image (nothing else is read)."""
-    with tifffile.TiffFile(path) as tiff:
-        series = tiff.series[0]
-        shape, dtype = tuple(series.shape), np.dtype(series.dtype)
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            series = tiff.series[0]
+            shape, dtype = tuple(series.shape), np.dtype(series.dtype)
+    except (tifffile.TiffFileError, IndexError) as error:
+        raise MipShapeError(f"{path}: a strip MIP is a 2D uint16 TIFF, found an unreadable file ({error})") from None
     if len(shape) != 2 or dtype != MIP_DTYPE:
         raise MipShapeError(f"{path}: a strip MIP is a 2D uint16 image, found shape {shape} of {dtype}")
     return shape
