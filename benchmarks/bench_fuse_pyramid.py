@@ -145,7 +145,8 @@ def raw_write(out: Path, data: np.ndarray, config: ZarrConfig, level: LevelLayou
     spec = {
         "driver": "zarr3",
         "kvstore": {"driver": "file", "path": str(out)},
-        "metadata": array_metadata(level, data.dtype, ("z", "y", "x"), config, float("nan")),
+        "metadata": array_metadata(level, data.dtype, ("z", "y", "x"), config,
+                                   float("nan") if data.dtype.kind == "f" else 0),
     }
     with Phase() as phase:
         array = ts.open(spec, create=True, delete_existing=True).result()

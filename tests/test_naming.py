@@ -54,7 +54,9 @@ def test_lsm_output_names() -> None:
     channel = LSMChannelId("sub-X", 3, 2)
     assert naming.lsm_channel_mip_name(channel, "ch1") == "03_02_mip_ch1.tiff"
     assert naming.lsm_channel_mip_name(channel, "ch2", "jpg") == "03_02_mip_ch2.jpg"
-    assert naming.lsm_channel_volume_name(channel) == "sub-X_slice-03_channel-02_volume.ome.zarr"
+    assert naming.lsm_channel_volume_name(channel, "ch2") == "sub-X_slice-03_channel-02_ch2_volume.ome.zarr"
+    with pytest.raises(ValueError, match="ch1/ch2"):
+        naming.lsm_channel_volume_name(channel, "both")
     with pytest.raises(ValueError, match="ch1/ch2"):
         naming.lsm_channel_mip_name(channel, "ch3")
 

@@ -121,8 +121,11 @@ def lsm_channel_mip_name(channel: LSMChannelId, half: str, ext: str = "tiff") ->
     return f"{channel.slice:02d}_{channel.channel:02d}_mip_{half}.{ext}"
 
 
-def lsm_channel_volume_name(channel: LSMChannelId) -> str:
-    return f"{channel.project}_slice-{channel.slice:02d}_channel-{channel.channel:02d}_volume.ome.zarr"
+def lsm_channel_volume_name(channel: LSMChannelId, half: str) -> str:
+    """A channel volume per camera half, as its MIP mosaic: ``…_channel-01_ch1_volume.ome.zarr``."""
+    if half not in ("ch1", "ch2"):
+        raise ValueError(f"channel volume half must be ch1/ch2, found {half}")
+    return f"{channel.project}_slice-{channel.slice:02d}_channel-{channel.channel:02d}_{half}_volume.ome.zarr"
 
 
 LSM_PROCESSED_FOLDER = "processed"

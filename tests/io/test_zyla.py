@@ -87,9 +87,7 @@ def test_round_trip_keeps_padding_by_default(tmp_path: Path) -> None:
     volume = strip.read_frames()
     np.testing.assert_array_equal(volume[:5, :7], frames.transpose(1, 2, 0))
     assert not volume[5:].any() and not volume[:, 7:].any()
-    lazy = strip.to_dask()
-    assert lazy.shape == strip.shape and lazy.chunks[2] == (2, 2, 2)
-    np.testing.assert_array_equal(lazy.compute(), volume)
+    np.testing.assert_array_equal(strip[:, :, :], volume)
 
 
 def test_round_trip_cropped_equals_written_frames(tmp_path: Path) -> None:
@@ -97,11 +95,38 @@ def test_round_trip_cropped_equals_written_frames(tmp_path: Path) -> None:
     strip = ZylaStrip(tmp_path, crop_padding=True)
     truth = frames.transpose(1, 2, 0)
     assert strip.shape == truth.shape
-    np.testing.assert_array_equal(strip.to_dask().compute(), truth)
     np.testing.assert_array_equal(strip.read_frames(1, 5), truth[:, :, 1:5])
     np.testing.assert_array_equal(strip.read_frames(3, 3), truth[:, :, 3:3])
     with pytest.raises(IndexError):
         strip.read_frames(0, 7)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        (slice(1, 4), slice(2, 6), slice(1, 5)),  # across a file boundary, inside the padding-free area
+        (slice(None), slice(None), slice(3, 4)),  # one frame
+        (slice(4, None), slice(5, None), slice(None)),  # into the padding row and columns
+        (slice(2, 2), slice(None), slice(None)),  # empty
+        (slice(-3, None), slice(0, 100), slice(2, -1)),  # negative and oversized bounds, as numpy
+    ],
+)
+def test_a_block_reads_only_its_rows_columns_and_frames(tmp_path: Path, key: tuple[slice, ...]) -> None:
+    _spool_set(tmp_path)
+    strip = ZylaStrip(tmp_path)
+    whole = strip.read_frames()
+    np.testing.assert_array_equal(strip[key], whole[key])
+
+
+def test_a_block_is_asked_for_by_contiguous_slices(tmp_path: Path) -> None:
+    _spool_set(tmp_path)
+    strip = ZylaStrip(tmp_path)
+    with pytest.raises(TypeError, match="tuple of 3 slices"):
+        strip[0, :, :]  # type: ignore[index]
+    with pytest.raises(TypeError, match="tuple of 3 slices"):
+        strip[:, :]  # type: ignore[index]
+    with pytest.raises(ValueError, match="step 2"):
+        strip[:, :, ::2]
 
 
 @pytest.mark.parametrize(

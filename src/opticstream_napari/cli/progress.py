@@ -9,6 +9,7 @@ from typing import TextIO
 
 from opticstream_napari.engine.messages import (
     ChannelStitched,
+    ChannelVolumeStitched,
     EngineMessage,
     MosaicFinalised,
     SliceDone,
@@ -61,6 +62,8 @@ class ProgressLine:
             self._say(f"stitched {getattr(message, 'mosaic', None) or getattr(message, 'channel', None)}")
         elif isinstance(message, VolumesStitched):
             self._say(f"stitched the volumes of {message.mosaic}")
+        elif isinstance(message, ChannelVolumeStitched):
+            self._say(f"stitched the volumes of {message.channel}")
         elif isinstance(message, SliceDone):
             self.slices += 1
             self._say(f"completed {message.slice}")

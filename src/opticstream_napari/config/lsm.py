@@ -56,7 +56,9 @@ class LSMScanConfig(ConfigModel):
     cpu_affinity: tuple[int, int] | None = Field(
         None, description="Half-open core range [start, stop) for compression."
     )
-    num_workers: int = Field(8, ge=1, description="Compression threads.")
+    num_workers: int = Field(
+        8, ge=1, description="Most strip blocks compressed at once; the task's share of the cores caps it too."
+    )
     stitch_volume: bool = Field(False, description="Stitch the channel volume after its MIP.")
     channel_volume_zarr_size_threshold: float = Field(1.0, ge=0, description="Smallest valid channel volume (GB).")
     skip_channel_volume_zarr_validation: bool = Field(True, description="Skip the volume size check.")

@@ -74,6 +74,14 @@ class ChannelStitched:
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelVolumeStitched:
+    """The channel volumes (``ch1``, ``ch2``) of an LSM channel are written (``stitch_volume`` on)."""
+
+    channel: LSMChannelId
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class SliceDone:
     """Every mosaic (PS-OCT) or channel (LSM) of the slice is done; the slice is completed."""
 
@@ -82,7 +90,7 @@ class SliceDone:
 
 EngineMessage = (
     UnitStarted | UnitCompleted | UnitFailed | RegionWritten | MosaicFinalised | VolumesStitched | ChannelStitched
-    | SliceDone
+    | ChannelVolumeStitched | SliceDone
 )
 Listener = Callable[[EngineMessage], None]
 

@@ -19,10 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import dask.array as da
 import numpy as np
 import scipy.io
-from dask.base import tokenize
 
 from opticstream_napari.naming import (
     LSM_ACQUISITION_INI,
@@ -283,32 +281,36 @@ class ZylaStrip:
         stop = self.num_frames if stop is None else stop
         if not 0 <= start <= stop <= self.num_frames:
             raise IndexError(f"frame range [{start}, {stop}) outside [0, {self.num_frames})")
+        return self[:, :, start:stop]
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        """A ``(z, y, x)`` block, read from only the spool files, rows and columns it covers.
+
+        Each file's frames are transposed into place once, so writing a strip by blocks reads
+        and transposes every byte once (a lazy array of whole-file chunks re-reads each file
+        for every block that crosses it).
+        """
+        (r0, r1), (c0, c1), (f0, f1) = _ranges(key, self.shape)
         per_file = self.metadata.images_per_file
-        rows, cols = self._rows_cols()
-        out = np.empty((rows, cols, stop - start), dtype=self.dtype)
-        for index in range(start // per_file, math.ceil(stop / per_file)):
+        out = np.empty((r1 - r0, c1 - c0, f1 - f0), dtype=self.dtype)
+        for index in range(f0 // per_file, math.ceil(f1 / per_file)):
             first = index * per_file
-            lo, hi = max(start, first), min(stop, first + per_file)
-            block = self._file_frames(index)[lo - first : hi - first]
-            out[:, :, lo - start : hi - start] = block.transpose(1, 2, 0)
+            lo, hi = max(f0, first), min(f1, first + per_file)
+            block = self._file_frames(index)[lo - first : hi - first, r0:r1, c0:c1]
+            out[:, :, lo - f0 : hi - f0] = block.transpose(1, 2, 0)
         return out
 
-    def to_dask(self) -> da.Array:
-        """The strip as a lazy ``(z, y, x)`` dask array, one chunk per spool file along x."""
-        per_file = self.metadata.images_per_file
-        rows, cols = self._rows_cols()
-        stamps = [(str(path), path.stat().st_mtime_ns) for path in self.files]
-        return da.map_blocks(
-            self._dask_block,
-            name=f"zyla-strip-{tokenize(stamps, self.crop_padding)}",
-            dtype=self.dtype,
-            chunks=((rows,), (cols,), (per_file,) * len(self.files)),
-            meta=np.empty((0, 0, 0), dtype=self.dtype),
-        )
 
-    def _dask_block(self, block_info: dict | None = None) -> np.ndarray:
-        index = block_info[None]["chunk-location"][2]
-        return np.ascontiguousarray(self._file_frames(index).transpose(1, 2, 0))
+def _ranges(key: tuple[slice, ...], shape: tuple[int, ...]) -> list[tuple[int, int]]:
+    if not isinstance(key, tuple) or len(key) != len(shape) or not all(isinstance(k, slice) for k in key):
+        raise TypeError(f"a strip is read by a tuple of {len(shape)} slices, found {key!r}")
+    ranges = []
+    for k, n in zip(key, shape, strict=True):
+        start, stop, step = k.indices(n)
+        if step != 1:
+            raise ValueError(f"a strip is read by contiguous slices, found step {step}")
+        ranges.append((start, max(start, stop)))
+    return ranges
 
 
 # --------------------------------------------------------------------------- writing

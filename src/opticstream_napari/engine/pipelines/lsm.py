@@ -2,15 +2,14 @@
 
 A strip completes together with its ``compressed`` milestone (``strip.compressed``). When every
 strip 1..``strips_per_slice`` of a channel is compressed, the channel is ready
-(``channel.ready``); its gate starts the MIP concatenation, which sets ``mip_stitched`` and,
-since the channel volume is not stitched here, ``volume_stitched`` is set only when
-``stitch_volume`` is off (spec 1.2 step 6) before the channel completes. A slice completes
-when all of its channels have.
+(``channel.ready``); its gate starts the MIP concatenation, which sets ``mip_stitched``. With
+``stitch_volume`` off, ``volume_stitched`` is set with it (spec 1.2 step 6) and the channel
+completes; with it on, the channel volumes are stitched next and the channel completes with
+``volume_stitched``. A slice completes when all of its channels have.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Hashable, Mapping
 from functools import partial
 from pathlib import Path
@@ -19,8 +18,15 @@ from typing import Any
 from opticstream_napari.config import LSMScanConfig
 from opticstream_napari.engine.discover import LSMDiscovery
 from opticstream_napari.engine.jobs import Job, WorkUnit
-from opticstream_napari.engine.messages import ChannelStitched, EngineMessage, SliceDone, UnitFailed, UnitStarted
-from opticstream_napari.engine.pipelines.lsm_work import compress_strip, stitch_channel_mip
+from opticstream_napari.engine.messages import (
+    ChannelStitched,
+    ChannelVolumeStitched,
+    EngineMessage,
+    SliceDone,
+    UnitFailed,
+    UnitStarted,
+)
+from opticstream_napari.engine.pipelines.lsm_work import compress_strip, stitch_channel_mip, stitch_channel_volume
 from opticstream_napari.engine.watch import Candidate
 from opticstream_napari.identity import Identity, LSMChannelId, LSMSliceId, LSMStripId
 from opticstream_napari.state.errors import NodeNotFound
@@ -29,8 +35,6 @@ from opticstream_napari.state.hierarchy import ProjectKey
 from opticstream_napari.state.lifecycle import DONE_STATES, Lifecycle
 from opticstream_napari.state.readiness import readiness
 from opticstream_napari.state.service import StateService
-
-log = logging.getLogger(__name__)
 
 
 class LSMPipeline:
@@ -54,6 +58,7 @@ class LSMPipeline:
         self._state = state
         self._emit = emit
         self._force = force
+        self._threads = task_threads
         self._stitching: set[LSMChannelId] = set()
         self._stitched: set[LSMChannelId] = set()
 
@@ -62,7 +67,7 @@ class LSMPipeline:
 
     def unit_job(self, unit: WorkUnit, path: Path) -> Job:
         assert isinstance(unit, LSMStripId)
-        return Job(unit, compress_strip, (self._data, unit.to_dict(), str(path)),
+        return Job(unit, compress_strip, (self._data, unit.to_dict(), str(path), self._threads),
                    lambda _result: self._check_channel(unit.parent), lambda _error: [], flags=("compressed",))
 
     def _check_channel(self, channel: LSMChannelId) -> list[Job]:
@@ -89,15 +94,27 @@ class LSMPipeline:
             node.set_flag("mip_stitched", True, {"mip_stitched_path": outputs, "mip_count": result["mip_count"]})
             if not self.config.stitch_volume:
                 node.set_flag("volume_stitched")
-            else:
-                log.warning("%s: stitching the channel volume is not implemented; the channel completes "
-                            "with its MIP mosaics only", channel)
+                node.mark_completed()
+        self._emit(ChannelStitched(channel, dict(outputs)))
+        if self.config.stitch_volume:
+            return [Job(channel, stitch_channel_volume, (self._data, channel.to_dict(), self._threads),
+                        partial(self._volume_done, channel), partial(self._channel_failed, channel))]
+        self._channel_completed(channel)
+        return []
+
+    def _volume_done(self, channel: LSMChannelId, result: dict[str, Any]) -> list[Job]:
+        outputs = result["outputs"]
+        with self._state.update(channel) as node:
+            node.set_flag("volume_stitched", True, {"volume_stitched_path": outputs})
             node.mark_completed()
+        self._emit(ChannelVolumeStitched(channel, dict(outputs)))
+        self._channel_completed(channel)
+        return []
+
+    def _channel_completed(self, channel: LSMChannelId) -> None:
         self._stitching.discard(channel)
         self._stitched.add(channel)
-        self._emit(ChannelStitched(channel, dict(outputs)))
         self._check_slice(channel.parent)
-        return []
 
     def _channel_failed(self, channel: LSMChannelId, error: str) -> list[Job]:
         with self._state.update(channel) as node:
