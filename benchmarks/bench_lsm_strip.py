@@ -150,13 +150,15 @@ def run_children(src: Path | None, strips: list[Path], scratch: Path) -> tuple[l
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=1024, help="frames in the strip (3000 make 25 GB)")
+    parser.add_argument("--frames", type=int, default=1024, help="frames in the strip (3008 make 25 GB)")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--scratch", type=Path, default=None, help="folder kept for the strip between runs")
     parser.add_argument("--concurrent", type=int, default=1, help="strips compressed at once")
     parser.add_argument("--compare-src", type=Path, default=None, help="another revision's src folder")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.frames % CAMERA.images_per_file:
+        parser.error(f"--frames must be a multiple of {CAMERA.images_per_file} (frames per spool file)")
     if args.child:
         print(json.dumps(child(Path(args.child[0]), Path(args.child[1]), int(args.child[2]))))
         return

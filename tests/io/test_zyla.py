@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +128,15 @@ def test_a_block_is_asked_for_by_contiguous_slices(tmp_path: Path) -> None:
         strip[:, :]  # type: ignore[index]
     with pytest.raises(ValueError, match="step 2"):
         strip[:, :, ::2]
+
+
+def test_a_spool_file_cut_short_after_listing_is_named(tmp_path: Path) -> None:
+    _spool_set(tmp_path)
+    strip = ZylaStrip(tmp_path)
+    cut = tmp_path / spool_file_name(1)
+    cut.write_bytes(cut.read_bytes()[:100])
+    with pytest.raises(SpoolFormatError, match=re.escape(f"{cut}: expected 96 bytes at offset 96, found 4 bytes")):
+        strip[:, :, 2:4]
 
 
 @pytest.mark.parametrize(
