@@ -32,7 +32,7 @@ import numpy as np
 
 from _machine import machine_line, peak_rss_gib
 from bench_fuse_pyramid import Phase, best, ome_zarr_write_image, our_write_pyramid, ratio, raw_write, report
-from bench_lsm_strip import lsm_like_frames
+from bench_lsm_strip import evict, lsm_like_frames
 from opticstream_napari import naming
 from opticstream_napari.config import LSMScanConfig
 from opticstream_napari.config.zarr import Codec, ZarrConfig
@@ -53,16 +53,6 @@ def write_strips(config: LSMScanConfig, rows: int, frames: int) -> None:
         strip = LSMStripId(CHANNEL.project, CHANNEL.slice, CHANNEL.channel, number)
         write_pyramid(config.output_root / naming.lsm_strip_zarr_name(strip), volume, VOXEL_UM,
                       zarr_config=config.zarr_config, overwrite=True)
-
-
-def evict(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
 
 
 def fuse(config: LSMScanConfig) -> tuple[Phase, dict[str, str]]:
